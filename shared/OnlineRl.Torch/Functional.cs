@@ -57,6 +57,16 @@ public static partial class torch
 
             /// <summary>GELU.</summary>
             public static Tensor gelu(Tensor input, bool tanhApproximation = false) => input.gelu(tanhApproximation);
+
+            /// <summary>log(sigmoid(x)), computed stably for large |x| (as torch.nn.functional.logsigmoid).</summary>
+            public static Tensor logsigmoid(Tensor input) => Tensor.Wrap(Native.orl_log_sigmoid(input.Handle));
+
+            /// <summary>
+            /// log(1 + exp(beta * x)) / beta, and x itself where beta * x &gt; <paramref name="threshold"/>
+            /// (as torch.nn.functional.softplus).
+            /// </summary>
+            public static Tensor softplus(Tensor input, double beta = 1, double threshold = 20) =>
+                Tensor.Wrap(Native.orl_softplus(input.Handle, beta, threshold));
         }
 
         /// <summary>Helpers, as torch.nn.utils.</summary>

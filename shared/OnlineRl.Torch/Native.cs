@@ -136,8 +136,10 @@ internal static partial class Native
     [LibraryImport(Lib)] internal static partial IntPtr orl_dropout(TensorHandle x, double p, int train);
     [LibraryImport(Lib)] internal static partial IntPtr orl_cross_entropy(TensorHandle logits, TensorHandle target, int reduction, long ignoreIndex, double labelSmoothing);
     [LibraryImport(Lib)] internal static partial IntPtr orl_mse_loss(TensorHandle input, TensorHandle target, int reduction);
+    [LibraryImport(Lib)] internal static partial IntPtr orl_log_sigmoid(TensorHandle x);
+    [LibraryImport(Lib)] internal static partial IntPtr orl_softplus(TensorHandle x, double beta, double threshold);
 
-    [LibraryImport(Lib)] internal static partial int orl_adamw_step(ReadOnlySpan<IntPtr> parameters, ReadOnlySpan<IntPtr> expAvgs, ReadOnlySpan<IntPtr> expAvgSqs, int count, long step, double lr, double beta1, double beta2, double eps, double weightDecay);
+    [LibraryImport(Lib)] internal static partial int orl_adamw_step(ReadOnlySpan<IntPtr> parameters, ReadOnlySpan<IntPtr> expAvgs, ReadOnlySpan<IntPtr> expAvgSqs, Span<long> steps, int count, double lr, double beta1, double beta2, double eps, double weightDecay);
     [LibraryImport(Lib)] internal static partial int orl_clip_grad_norm(ReadOnlySpan<IntPtr> parameters, int count, double maxNorm, double normType, out double totalNorm);
 
     /// <summary>The message of the last failure on this thread.</summary>

@@ -161,6 +161,23 @@ public partial class Tensor : IDisposable
             Native.Check(Native.orl_copy_to_buffer(h, p, (long)destination.Length * sizeof(T)));
     }
 
+    /// <summary>Size of the elements in bytes (numel times element size).</summary>
+    public long nbytes()
+    {
+        var h = Handle;
+        return Native.orl_numel(h) * Native.orl_element_size(h);
+    }
+
+    /// <summary>
+    /// Copies the raw bytes of all elements (row-major, little-endian, moved to the host first if
+    /// needed) into <paramref name="destination"/>, which must be exactly <see cref="nbytes"/> long.
+    /// </summary>
+    public unsafe void CopyBytesTo(Span<byte> destination)
+    {
+        fixed (byte* p = destination)
+            Native.Check(Native.orl_copy_to_buffer(Handle, p, destination.Length));
+    }
+
     /// <summary>All elements as a new array (row-major).</summary>
     public T[] data<T>() where T : unmanaged
     {

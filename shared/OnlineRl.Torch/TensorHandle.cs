@@ -16,8 +16,20 @@ internal sealed class TensorHandle : SafeHandle
         Interlocked.Increment(ref live);
     }
 
+    private static long finalized;
+
     /// <summary>Handles created and not yet released, process-wide.</summary>
     internal static long LiveCount => Interlocked.Read(ref live);
+
+    /// <summary>Handles released by the garbage collector's finalizer rather than by Dispose (leaks, process-wide).</summary>
+    internal static long FinalizedCount => Interlocked.Read(ref finalized);
+
+    /// <inheritdoc />
+    protected override void Dispose(bool disposing)
+    {
+        if (!disposing && !IsClosed) Interlocked.Increment(ref finalized);
+        base.Dispose(disposing);
+    }
 
     /// <inheritdoc />
     public override bool IsInvalid => handle == IntPtr.Zero;

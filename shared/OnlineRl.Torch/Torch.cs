@@ -36,6 +36,12 @@ public static partial class torch
     /// <summary>Tensors created and not yet disposed or finalized, process-wide (for leak tests).</summary>
     public static long LiveTensorCount => TensorHandle.LiveCount;
 
+    /// <summary>
+    /// Tensors that were never disposed and were freed by the garbage collector instead, process-wide: a
+    /// count that grows means a code path forgets to dispose (or scope) its tensors.
+    /// </summary>
+    public static long FinalizedTensorCount => TensorHandle.FinalizedCount;
+
     // ---- creation from C# data ----------------------------------------------------------------
 
     /// <summary>
@@ -73,6 +79,17 @@ public static partial class torch
     public static Tensor tensor<T>(T[] values, long[]? shape = null, ScalarType? dtype = null, Device? device = null,
         bool requires_grad = false) where T : unmanaged =>
         tensor<T>(values.AsSpan(), shape, dtype, device, requires_grad);
+
+    /// <summary>
+    /// A tensor of <paramref name="dtype"/> and <paramref name="shape"/> holding a copy of raw
+    /// little-endian <paramref name="bytes"/> (e.g. from a checkpoint file), placed on <paramref name="device"/>.
+    /// </summary>
+    public static unsafe Tensor from_bytes(ReadOnlySpan<byte> bytes, long[] shape, ScalarType dtype, Device? device = null)
+    {
+        var place = device ?? Device.CPU;
+        fixed (byte* p = bytes)
+            return Tensor.Wrap(Native.orl_from_buffer(p, bytes.Length, shape, shape.Length, (int)dtype, (int)place.Type, place.Index, 0));
+    }
 
     /// <summary>A 0-dim tensor holding <paramref name="value"/> (float32 unless <paramref name="dtype"/> says otherwise).</summary>
     public static Tensor scalar_tensor(double value, ScalarType dtype = ScalarType.Float32, Device? device = null)
@@ -164,6 +181,10 @@ public static partial class torch
 
     /// <summary><paramref name="a"/> where <paramref name="condition"/> is true, else <paramref name="b"/>.</summary>
     public static Tensor where(Tensor condition, Tensor a, Tensor b) => Tensor.Wrap(Native.orl_where(condition.Handle, a.Handle, b.Handle));
+
+    /// <summary><paramref name="baseValue"/> raised element-wise to <paramref name="exponent"/>.</summary>
+    public static Tensor pow(double baseValue, Tensor exponent) =>
+        Tensor.Wrap(Native.orl_scalar_binary((int)BinaryOp.Pow, baseValue, 0, exponent.Handle));
 
     // ---- process-wide settings ----------------------------------------------------------------
 

@@ -8,6 +8,7 @@ public abstract class Module : IDisposable
 {
     private readonly List<(string Name, Parameter Value)> ownParameters = new();
     private readonly List<(string Name, Tensor Value)> ownBuffers = new();
+    private readonly HashSet<string> transientBuffers = new();
     private readonly List<(string Name, Module Value)> children = new();
 
     /// <summary>True in training mode (dropout active), false after <see cref="eval"/>.</summary>
@@ -29,13 +30,27 @@ public abstract class Module : IDisposable
         return parameter;
     }
 
-    /// <summary>Registers a non-trainable tensor saved in the state dict (e.g. rotary tables) and returns it.</summary>
-    protected Tensor RegisterBuffer(string name, Tensor buffer)
+    /// <summary>
+    /// Registers a non-trainable tensor that moves with the module and returns it. Persistent buffers are
+    /// part of the state dict; others (e.g. rotary tables derived from the config) are not.
+    /// </summary>
+    protected Tensor RegisterBuffer(string name, Tensor buffer, bool persistent = true)
     {
         CheckName(name);
         buffer.DetachFromDisposeScope();
         ownBuffers.Add((name, buffer));
+        if (!persistent) transientBuffers.Add(name);
         return buffer;
+    }
+
+    /// <summary>Removes a child module (the caller disposes it) and returns it.</summary>
+    protected Module UnregisterModule(string name)
+    {
+        var index = children.FindIndex(c => c.Name == name);
+        if (index < 0) throw new ArgumentException($"{GetType().Name} has no child module '{name}'", nameof(name));
+        var child = children[index].Value;
+        children.RemoveAt(index);
+        return child;
     }
 
     private void CheckName(string name)
@@ -59,12 +74,13 @@ public abstract class Module : IDisposable
     /// <summary>All parameters, in <see cref="named_parameters"/> order.</summary>
     public IEnumerable<Parameter> parameters() => named_parameters().Select(p => p.parameter);
 
-    /// <summary>Buffers with dotted names.</summary>
-    public IEnumerable<(string name, Tensor buffer)> named_buffers()
+    /// <summary>Buffers with dotted names (only those saved in the state dict when <paramref name="persistentOnly"/>).</summary>
+    public IEnumerable<(string name, Tensor buffer)> named_buffers(bool persistentOnly = false)
     {
-        foreach (var (name, value) in ownBuffers) yield return (name, value);
+        foreach (var (name, value) in ownBuffers)
+            if (!persistentOnly || !transientBuffers.Contains(name)) yield return (name, value);
         foreach (var (childName, child) in children)
-            foreach (var (name, value) in child.named_buffers())
+            foreach (var (name, value) in child.named_buffers(persistentOnly))
                 yield return ($"{childName}.{name}", value);
     }
 
@@ -82,7 +98,7 @@ public abstract class Module : IDisposable
     {
         var state = new Dictionary<string, Tensor>();
         foreach (var (name, p) in named_parameters()) state[name] = p;
-        foreach (var (name, b) in named_buffers()) state[name] = b;
+        foreach (var (name, b) in named_buffers(persistentOnly: true)) state[name] = b;
         return state;
     }
 

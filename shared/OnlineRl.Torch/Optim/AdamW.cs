@@ -10,6 +10,7 @@ public sealed class AdamW : IDisposable
     private readonly List<Tensor> parameters;
     private readonly Tensor?[] expAvg;
     private readonly Tensor?[] expAvgSq;
+    private readonly long[] parameterSteps;
 
     /// <summary>Creates the optimizer over <paramref name="parameters"/> (PyTorch's defaults otherwise).</summary>
     public AdamW(IEnumerable<Tensor> parameters, double lr = 1e-3, double beta1 = 0.9, double beta2 = 0.999,
@@ -27,6 +28,7 @@ public sealed class AdamW : IDisposable
         WeightDecay = weight_decay;
         expAvg = new Tensor?[this.parameters.Count];
         expAvgSq = new Tensor?[this.parameters.Count];
+        parameterSteps = new long[this.parameters.Count];
     }
 
     /// <summary>The learning rate of the next step (schedules set it before each step).</summary>
@@ -44,7 +46,8 @@ public sealed class AdamW : IDisposable
     /// <summary>Decoupled weight decay coefficient.</summary>
     public double WeightDecay { get; }
 
-    /// <summary>Steps taken so far.</summary>
+    /// <summary>Calls of <see cref="step"/> so far (what schedules count). Each parameter also keeps its own
+    /// count of updates (it is skipped in steps where it has no gradient), used for its bias correction.</summary>
     public long StepCount { get; private set; }
 
     /// <summary>The parameters being optimized.</summary>
@@ -63,7 +66,7 @@ public sealed class AdamW : IDisposable
         using var p = new HandleArray(parameters);
         using var m = new HandleArray(expAvg!);
         using var v = new HandleArray(expAvgSq!);
-        Native.Check(Native.orl_adamw_step(p.Pointers, m.Pointers, v.Pointers, parameters.Count, StepCount,
+        Native.Check(Native.orl_adamw_step(p.Pointers, m.Pointers, v.Pointers, parameterSteps, parameters.Count,
             LearningRate, Beta1, Beta2, Eps, WeightDecay));
     }
 
@@ -74,8 +77,8 @@ public sealed class AdamW : IDisposable
     }
 
     /// <summary>
-    /// The optimizer state by name: "step" (a 0-dim int64), "exp_avg.i" and "exp_avg_sq.i" for each
-    /// parameter i that has taken a step. The tensors are the optimizer's own; do not dispose them.
+    /// The optimizer state by name: "step" (a 0-dim int64), and "step.i", "exp_avg.i" and "exp_avg_sq.i"
+    /// for each parameter i that has taken a step. The tensors are the optimizer's own; do not dispose them.
     /// </summary>
     public Dictionary<string, Tensor> State()
     {
@@ -83,6 +86,7 @@ public sealed class AdamW : IDisposable
         for (var i = 0; i < parameters.Count; i++)
         {
             if (expAvg[i] is null) continue;
+            state[$"step.{i}"] = torch.scalar_tensor(parameterSteps[i], ScalarType.Int64).DetachFromDisposeScope();
             state[$"exp_avg.{i}"] = expAvg[i]!;
             state[$"exp_avg_sq.{i}"] = expAvgSq[i]!;
         }
@@ -99,6 +103,7 @@ public sealed class AdamW : IDisposable
             var hasAvg = state.TryGetValue($"exp_avg.{i}", out var avg);
             var hasSq = state.TryGetValue($"exp_avg_sq.{i}", out var sq);
             if (hasAvg != hasSq) throw new TorchException($"optimizer state for parameter {i} has only one of exp_avg/exp_avg_sq");
+            parameterSteps[i] = state.TryGetValue($"step.{i}", out var own) ? own.ToInt64() : hasAvg ? StepCount : 0;
             expAvg[i]?.Dispose();
             expAvgSq[i]?.Dispose();
             expAvg[i] = hasAvg ? avg!.to(parameters[i].device, parameters[i].dtype, copy: true).DetachFromDisposeScope() : null;

@@ -2,6 +2,8 @@
 // UnaryOp/BinaryOp mirror these numbers); everything else has its own entry point.
 #include "shim.h"
 
+#include <cmath>
+
 // ---- element-wise ------------------------------------------------------------------------------
 
 enum UnaryOp {
@@ -126,8 +128,13 @@ ORL_API int orl_normal_(TH t, double mean, double std) { ORL_TRY_STATUS(t->norma
 
 ORL_API TH orl_clamp(TH x, int has_min, double min, int has_max, double max) {
   ORL_TRY_TENSOR(
-      c10::optional<at::Scalar> lo = has_min ? c10::optional<at::Scalar>(min) : c10::nullopt;
-      c10::optional<at::Scalar> hi = has_max ? c10::optional<at::Scalar>(max) : c10::nullopt;
+      // Whole-number bounds on an integer tensor stay integers, so the result keeps its integer type.
+      const bool integral = !at::isFloatingType(x->scalar_type());
+      auto bound = [integral](double v) {
+        return integral && v == std::floor(v) ? at::Scalar(static_cast<int64_t>(v)) : at::Scalar(v);
+      };
+      c10::optional<at::Scalar> lo = has_min ? c10::optional<at::Scalar>(bound(min)) : c10::nullopt;
+      c10::optional<at::Scalar> hi = has_max ? c10::optional<at::Scalar>(bound(max)) : c10::nullopt;
       return orl::wrap(at::clamp(*x, lo, hi));)
 }
 
@@ -168,7 +175,10 @@ ORL_API TH orl_reduce(int op, TH x, const int64_t* dims, int ndims, int keepdim)
         case R_ANY: {
           at::Tensor r = *x;
           if (all) return orl::wrap(op == R_ALL ? at::all(r) : at::any(r));
-          std::vector<int64_t> sorted(d.begin(), d.end());
+          // Reduce the highest dimension first so the others keep their numbers; negative ones are
+          // wrapped first, or a mix such as {-3, 1} would be reduced in the wrong order.
+          std::vector<int64_t> sorted;
+          for (int64_t dim : d) sorted.push_back(c10::maybe_wrap_dim(dim, x->dim()));
           std::sort(sorted.rbegin(), sorted.rend());
           for (int64_t dim : sorted) r = op == R_ALL ? at::all(r, dim, keep) : at::any(r, dim, keep);
           return orl::wrap(r);
@@ -297,4 +307,14 @@ ORL_API TH orl_cross_entropy(TH logits, TH target, int reduction, int64_t ignore
 
 ORL_API TH orl_mse_loss(TH input, TH target, int reduction) {
   ORL_TRY_TENSOR(return orl::wrap(at::mse_loss(*input, *target, reduction));)
+}
+
+// ---- log-sigmoid and softplus (added for OnlineRl.Algorithms: DPO and reward-model losses) ---------
+
+// log(sigmoid(x)), computed stably for large |x|.
+ORL_API TH orl_log_sigmoid(TH x) { ORL_TRY_TENSOR(return orl::wrap(at::log_sigmoid(*x));) }
+
+// log(1 + exp(beta * x)) / beta, linear above `threshold` (as torch.nn.functional.softplus).
+ORL_API TH orl_softplus(TH x, double beta, double threshold) {
+  ORL_TRY_TENSOR(return orl::wrap(at::softplus(*x, beta, threshold));)
 }

@@ -9,19 +9,21 @@
 //   p   <- p * (1 - lr * wd)
 //   m   <- b1 m + (1 - b1) g ;  v <- b2 v + (1 - b2) g^2
 //   p   <- p - lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
-// Parameters without a gradient are skipped. `step` is t, already incremented (1 on the first call).
-ORL_API int orl_adamw_step(const TH* params, const TH* exp_avgs, const TH* exp_avg_sqs, int count, int64_t step,
+// Parameters without a gradient are skipped. `steps[i]` is parameter i's own step count t (as
+// PyTorch keeps one per parameter); it is incremented here for every parameter that is updated.
+ORL_API int orl_adamw_step(const TH* params, const TH* exp_avgs, const TH* exp_avg_sqs, int64_t* steps, int count,
                            double lr, double beta1, double beta2, double eps, double weight_decay) {
   ORL_TRY_STATUS(
       c10::AutoGradMode no_grad(false);
-      const double bias_correction1 = 1.0 - std::pow(beta1, static_cast<double>(step));
-      const double bias_correction2 = 1.0 - std::pow(beta2, static_cast<double>(step));
-      const double step_size = lr / bias_correction1;
-      const double bias_correction2_sqrt = std::sqrt(bias_correction2);
       for (int i = 0; i < count; ++i) {
         at::Tensor& param = *params[i];
         const at::Tensor& grad = param.grad();
         if (!grad.defined()) continue;
+        const double step = static_cast<double>(++steps[i]);
+        const double bias_correction1 = 1.0 - std::pow(beta1, step);
+        const double bias_correction2 = 1.0 - std::pow(beta2, step);
+        const double step_size = lr / bias_correction1;
+        const double bias_correction2_sqrt = std::sqrt(bias_correction2);
         at::Tensor& exp_avg = *exp_avgs[i];
         at::Tensor& exp_avg_sq = *exp_avg_sqs[i];
         param.mul_(1.0 - lr * weight_decay);

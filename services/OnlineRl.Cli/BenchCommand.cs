@@ -1,0 +1,521 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using OnlineRl.Torch;
+using OnlineRl.Torch.NN;
+using OnlineRl.Torch.Optim;
+
+namespace OnlineRl.Cli;
+
+/// <summary>
+/// `onlinerl bench`: times the C# binding against /usr/bin/python3's torch (the same libtorch) on this
+/// machine in one run, with the same workloads and thread count on both sides, and writes a markdown
+/// table. The Python side (bench/reference.py) runs as a subprocess that is asked to time one block at
+/// a time, so blocks of ours and of the reference alternate and a noisy machine affects both alike.
+/// Each number is the minimum over the repeats (after a warm-up); per-op rows time a tight loop and
+/// divide by its length.
+/// </summary>
+internal static class BenchCommand
+{
+    private const string Python = "/usr/bin/python3";
+    private const string BlasLink = "/lib/x86_64-linux-gnu/libblas.so.3";
+    private const double OverheadTarget = 1.1;
+
+    /// <summary>The sizes both sides use; serialized (snake_case) as reference.py's argument.</summary>
+    private sealed record Plan(int Threads, int OpIters, int OpRepeats, double WarmupS, int InplaceN, int InplaceIters, int InplaceRepeats,
+        int MatmulN, int MatmulRepeats, MlpPlan Mlp);
+
+    private sealed record MlpPlan(int Inputs, int Hidden, int Layers, int Classes, int Batch, int Steps, int Repeats);
+
+    private enum Unit { Micro, Milli, GFlops }
+
+    /// <summary>
+    /// One table row: <see cref="Count"/> iterations per timed block, <see cref="Repeats"/> blocks per side.
+    /// <see cref="Parallel"/> workloads use libtorch's OpenMP threads, which keep spinning for a few
+    /// milliseconds after each parallel region; such blocks start after a short pause so that one side's
+    /// spinning threads do not slow the other side's block on a machine with few cores.
+    /// </summary>
+    private sealed record Metric(string Key, string Label, Unit Unit, double? Target, int Count, int Repeats, bool Parallel = false);
+
+    private static readonly TimeSpan SettlePause = TimeSpan.FromMilliseconds(5);
+
+    /// <summary>
+    /// One row's outcome, in seconds per iteration: each side's fastest block, and the median over the
+    /// block pairs (ours, then the reference's right after it) of our time / the reference's time.
+    /// </summary>
+    private sealed record Result(double Ours, double? Reference, double? PairedMedianRatio);
+
+    /// <summary>What the reference said about itself at start.</summary>
+    private sealed record ReferenceInfo(string TorchVersion, int Threads, string? Library);
+
+    private static readonly JsonSerializerOptions SnakeCase = new() { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
+
+    public static int Run(Options options)
+    {
+        var outPath = options.String("out", "bench-results.md");
+        var quick = options.Flag("quick");
+        options.RejectUnknown();
+        if (string.IsNullOrWhiteSpace(outPath)) throw new UsageException("--out needs a file name");
+        var outDirectory = Path.GetDirectoryName(Path.GetFullPath(outPath));
+        if (outDirectory is not null && !Directory.Exists(outDirectory))
+            throw new UsageException($"--out: the folder {outDirectory} does not exist");
+
+        var threads = torch.get_num_threads(); // all cores, or ONLINERL_NUM_THREADS
+        var plan = quick
+            ? new Plan(threads, OpIters: 1_000, OpRepeats: 30, WarmupS: 0.1, InplaceN: 1 << 18, InplaceIters: 100, InplaceRepeats: 10, MatmulN: 1024, MatmulRepeats: 8,
+                new MlpPlan(Inputs: 128, Hidden: 256, Layers: 2, Classes: 10, Batch: 64, Steps: 5, Repeats: 10))
+            : new Plan(threads, OpIters: 2_000, OpRepeats: 200, WarmupS: 0.3, InplaceN: 1 << 18, InplaceIters: 250, InplaceRepeats: 60, MatmulN: 1024, MatmulRepeats: 40,
+                new MlpPlan(Inputs: 128, Hidden: 256, Layers: 2, Classes: 10, Batch: 64, Steps: 20, Repeats: 40));
+        var n = plan.MatmulN;
+        var mlp = plan.Mlp;
+        var metrics = new[]
+        {
+            new Metric("add_1", "a + b, 1 element (`using var`)", Unit.Micro, OverheadTarget, plan.OpIters, plan.OpRepeats),
+            new Metric("add_16", "a + b, 16 elements (`using var`)", Unit.Micro, OverheadTarget, plan.OpIters, plan.OpRepeats),
+            new Metric("matmul_8", "x.matmul(w), 8x8 (`using var`)", Unit.Micro, OverheadTarget, plan.OpIters, plan.OpRepeats),
+            new Metric("sum_16", "x.sum(), 16 elements (`using var`)", Unit.Micro, OverheadTarget, plan.OpIters, plan.OpRepeats),
+            new Metric("add_1_scope", "a + b, 1 element, one DisposeScope per call", Unit.Micro, null, plan.OpIters, plan.OpRepeats),
+            new Metric("add_inplace", $"a.add_(b), {plan.InplaceN / 1024}K elements, in place", Unit.Micro, null, plan.InplaceIters, plan.InplaceRepeats, Parallel: true),
+            new Metric("matmul_big", $"matmul {n}x{n} float32", Unit.GFlops, OverheadTarget, 1, plan.MatmulRepeats, Parallel: true),
+            new Metric("mlp_step", $"MLP train step ({mlp.Inputs}-{string.Join("-", Enumerable.Repeat(mlp.Hidden, mlp.Layers))}-{mlp.Classes}, batch {mlp.Batch}, AdamW)",
+                Unit.Milli, null, mlp.Steps, mlp.Repeats, Parallel: true),
+        };
+
+        Console.WriteLine($"bench{(quick ? " --quick" : "")}: {Environment.ProcessorCount} cores, {threads} threads, libtorch {torch.version}");
+        var clock = Stopwatch.StartNew();
+        var loadBefore = LoadAverage();
+        if (loadBefore > Environment.ProcessorCount / 2.0)
+            Console.WriteLine($"warning: the machine is busy (load average {loadBefore:F2} on {Environment.ProcessorCount} cores); timings will be noisy");
+        string? referenceError = null;
+        ReferenceProcess? reference = null;
+        Console.WriteLine($"starting the reference ({Python} bench/reference.py)...");
+        try { reference = ReferenceProcess.Start(plan); }
+        catch (ReferenceUnavailableException e) { referenceError = e.Message; }
+        if (referenceError is not null) Console.WriteLine($"reference unavailable: {referenceError}. Measuring ours only.");
+        var referenceInfo = reference is null ? null : new ReferenceInfo(reference.TorchVersion, reference.Threads, reference.Library);
+
+        var results = new Dictionary<string, Result>();
+        try
+        {
+            using var workloads = new Workloads(plan);
+            foreach (var metric in metrics)
+            {
+                var result = Measure(metric, workloads.Loop(metric.Key), plan.WarmupS, ref reference, ref referenceError);
+                results[metric.Key] = result;
+                var line = $"  {metric.Label}: ours {Format(metric, result.Ours, plan)}";
+                if (result.Reference is { } other)
+                    line += $", reference {Format(metric, other, plan)}, ratio {result.Ours / other:F2} (paired median {result.PairedMedianRatio:F2})";
+                Console.WriteLine(line);
+            }
+        }
+        finally
+        {
+            reference?.Dispose();
+        }
+        if (referenceError is not null && referenceInfo is not null)
+            Console.WriteLine($"reference failed during the run: {referenceError}");
+        Console.WriteLine($"bench done in {clock.Elapsed.TotalSeconds:F1}s");
+
+        var load = (Before: loadBefore, After: LoadAverage());
+        var table = Render(plan, quick, metrics, results, referenceInfo, referenceError, load);
+        Console.WriteLine();
+        Console.WriteLine(table);
+        try
+        {
+            File.WriteAllText(outPath, table);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            Console.Error.WriteLine($"error: could not write {outPath}: {e.Message}");
+            return 1;
+        }
+        Console.WriteLine($"written to {Path.GetFullPath(outPath)}");
+        return 0;
+    }
+
+    /// <summary>
+    /// Warms both sides up, then times <see cref="Metric.Repeats"/> blocks of <see cref="Metric.Count"/>
+    /// iterations each, alternating ours and the reference's. The reference timing is null when it is
+    /// unavailable or failed on the way.
+    /// </summary>
+    private static Result Measure(Metric metric, Action<int> loop, double warmupSeconds,
+        ref ReferenceProcess? reference, ref string? referenceError)
+    {
+        // Warm-up: JIT tiering on our side, allocator caches and OpenMP threads on both.
+        var warmupBlock = Math.Max(1, metric.Count / 10);
+        var end = Stopwatch.GetTimestamp() + (long)(warmupSeconds * Stopwatch.Frequency);
+        do loop(warmupBlock); while (Stopwatch.GetTimestamp() < end);
+        var referenceWarmup = 0.0;
+        while (reference is not null && referenceWarmup < warmupSeconds)
+            referenceWarmup += Guard(ref reference, ref referenceError, r => r.Run(metric.Key, warmupBlock)) ?? 0;
+
+        var ourBlocks = new List<double>();
+        var referenceBlocks = new List<double>();
+        for (var r = 0; r < metric.Repeats; r++)
+        {
+            if (metric.Parallel) Thread.Sleep(SettlePause);
+            var start = Stopwatch.GetTimestamp();
+            loop(metric.Count);
+            ourBlocks.Add(Stopwatch.GetElapsedTime(start).TotalSeconds / metric.Count);
+            if (metric.Parallel && reference is not null) Thread.Sleep(SettlePause);
+            if (Guard(ref reference, ref referenceError, p => p.Run(metric.Key, metric.Count)) is { } seconds)
+                referenceBlocks.Add(seconds / metric.Count);
+        }
+        if (referenceBlocks.Count != ourBlocks.Count) return new Result(ourBlocks.Min(), null, null);
+        var ratios = ourBlocks.Zip(referenceBlocks, (mine, theirs) => mine / theirs).Order().ToArray();
+        var median = ratios.Length % 2 == 1 ? ratios[ratios.Length / 2] : (ratios[ratios.Length / 2 - 1] + ratios[ratios.Length / 2]) / 2;
+        return new Result(ourBlocks.Min(), referenceBlocks.Min(), median);
+    }
+
+    /// <summary>Runs one reference request; on failure records why, shuts the reference down and returns null.</summary>
+    private static double? Guard(ref ReferenceProcess? reference, ref string? error, Func<ReferenceProcess, double> request)
+    {
+        if (reference is null) return null;
+        try
+        {
+            return request(reference);
+        }
+        catch (ReferenceUnavailableException e)
+        {
+            error = e.Message;
+            reference.Dispose();
+            reference = null;
+            return null;
+        }
+    }
+
+    // ---- our side -------------------------------------------------------------------------------
+
+    /// <summary>The C# loops, written the way a user of the binding would write them.</summary>
+    private sealed class Workloads : IDisposable
+    {
+        private readonly List<IDisposable> owned = new();
+        private readonly Dictionary<string, Action<int>> loops = new();
+
+        public Workloads(Plan plan)
+        {
+            torch.manual_seed(0);
+            var a1 = Keep(torch.rand(new long[] { 1 }));
+            var b1 = Keep(torch.rand(new long[] { 1 }));
+            var a16 = Keep(torch.rand(new long[] { 16 }));
+            var b16 = Keep(torch.rand(new long[] { 16 }));
+            var x8 = Keep(torch.rand(new long[] { 8, 8 }));
+            var w8 = Keep(torch.rand(new long[] { 8, 8 }));
+            var bigA = Keep(torch.rand(new long[] { plan.InplaceN }));
+            var bigB = Keep(torch.rand(new long[] { plan.InplaceN }));
+            var ma = Keep(torch.rand(new long[] { plan.MatmulN, plan.MatmulN }));
+            var mb = Keep(torch.rand(new long[] { plan.MatmulN, plan.MatmulN }));
+
+            loops["add_1"] = count => { for (var i = 0; i < count; i++) { using var r = a1 + b1; } };
+            loops["add_16"] = count => { for (var i = 0; i < count; i++) { using var r = a16 + b16; } };
+            loops["matmul_8"] = count => { for (var i = 0; i < count; i++) { using var r = x8.matmul(w8); } };
+            loops["sum_16"] = count => { for (var i = 0; i < count; i++) { using var r = a16.sum(); } };
+            loops["add_1_scope"] = count =>
+            {
+                for (var i = 0; i < count; i++)
+                {
+                    using var scope = torch.NewDisposeScope();
+                    _ = a1 + b1;
+                }
+            };
+            loops["add_inplace"] = count => { for (var i = 0; i < count; i++) bigA.add_(bigB); };
+            loops["matmul_big"] = count => { for (var i = 0; i < count; i++) { using var r = ma.matmul(mb); } };
+
+            var p = plan.Mlp;
+            var model = Keep(new Mlp(p));
+            var optimizer = Keep(new AdamW(model.parameters(), lr: 1e-3, weight_decay: 1e-2));
+            var inputs = Keep(torch.randn(new long[] { p.Batch, p.Inputs }));
+            var targets = Keep(torch.randint(0, p.Classes, new long[] { p.Batch }));
+            loops["mlp_step"] = count =>
+            {
+                var lastLoss = 0.0;
+                for (var i = 0; i < count; i++)
+                {
+                    using var scope = torch.NewDisposeScope();
+                    optimizer.zero_grad();
+                    var loss = torch.nn.functional.cross_entropy(model.forward(inputs), targets);
+                    loss.backward();
+                    optimizer.step();
+                    if (i == count - 1) lastLoss = loss.ToDouble();
+                }
+                if (!double.IsFinite(lastLoss)) throw new InvalidOperationException($"MLP benchmark produced a non-finite loss ({lastLoss})");
+            };
+        }
+
+        public Action<int> Loop(string key) => loops[key];
+
+        private T Keep<T>(T item) where T : IDisposable
+        {
+            owned.Add(item);
+            return item;
+        }
+
+        public void Dispose()
+        {
+            foreach (var item in owned) item.Dispose();
+        }
+    }
+
+    private sealed class Mlp : Module<Tensor, Tensor>
+    {
+        private readonly Linear[] layers;
+
+        public Mlp(MlpPlan plan)
+        {
+            var sizes = new List<int> { plan.Inputs };
+            sizes.AddRange(Enumerable.Repeat(plan.Hidden, plan.Layers));
+            sizes.Add(plan.Classes);
+            layers = new Linear[sizes.Count - 1];
+            for (var i = 0; i < layers.Length; i++) layers[i] = RegisterModule($"layer{i}", new Linear(sizes[i], sizes[i + 1]));
+        }
+
+        public override Tensor forward(Tensor input)
+        {
+            var h = input;
+            for (var i = 0; i < layers.Length - 1; i++) h = layers[i].forward(h).relu();
+            return layers[^1].forward(h);
+        }
+    }
+
+    // ---- reference side ---------------------------------------------------------------------------
+
+    private sealed class ReferenceUnavailableException(string message) : Exception(message);
+
+    /// <summary>bench/reference.py, answering one timing request per line (see the script's docstring).</summary>
+    private sealed class ReferenceProcess : IDisposable
+    {
+        private static readonly TimeSpan StartTimeout = TimeSpan.FromSeconds(120);
+        private static readonly TimeSpan RequestTimeout = TimeSpan.FromSeconds(120);
+        private readonly Process process;
+        private readonly StringBuilder errors = new();
+        private bool disposed;
+
+        private ReferenceProcess(Process process)
+        {
+            this.process = process;
+            process.ErrorDataReceived += (_, e) =>
+            {
+                if (e.Data is null) return;
+                lock (errors) errors.AppendLine(e.Data);
+            };
+            process.BeginErrorReadLine();
+        }
+
+        public string TorchVersion { get; private set; } = "?";
+
+        public int Threads { get; private set; }
+
+        public string? Library { get; private set; }
+
+        public static ReferenceProcess Start(Plan plan)
+        {
+            if (!File.Exists(Python)) throw new ReferenceUnavailableException($"{Python} is missing");
+            var script = Path.Combine(AppContext.BaseDirectory, "bench", "reference.py");
+            if (!File.Exists(script)) throw new ReferenceUnavailableException($"{script} is missing (rebuild the CLI)");
+            var start = new ProcessStartInfo(Python)
+            {
+                RedirectStandardInput = true,
+                RedirectStandardOutput = true,
+                RedirectStandardError = true,
+                UseShellExecute = false,
+            };
+            start.ArgumentList.Add(script);
+            start.ArgumentList.Add(JsonSerializer.Serialize(plan, SnakeCase));
+            Process process;
+            try { process = Process.Start(start) ?? throw new ReferenceUnavailableException($"could not start {Python}"); }
+            catch (System.ComponentModel.Win32Exception e) { throw new ReferenceUnavailableException($"could not start {Python}: {e.Message}"); }
+
+            var reference = new ReferenceProcess(process);
+            try
+            {
+                using var hello = reference.ReadMessage(StartTimeout);
+                var root = hello.RootElement;
+                reference.TorchVersion = root.GetProperty("torch_version").GetString() ?? "?";
+                reference.Threads = root.GetProperty("threads").GetInt32();
+                reference.Library = root.TryGetProperty("libtorch", out var lib) && lib.ValueKind == JsonValueKind.String ? lib.GetString() : null;
+                return reference;
+            }
+            catch
+            {
+                reference.Dispose();
+                throw;
+            }
+        }
+
+        /// <summary>Wall-clock seconds the reference took for <paramref name="count"/> iterations of <paramref name="workload"/>.</summary>
+        public double Run(string workload, int count)
+        {
+            try
+            {
+                process.StandardInput.WriteLine(JsonSerializer.Serialize(new { workload, count }));
+                process.StandardInput.Flush();
+            }
+            catch (IOException e)
+            {
+                throw Failure($"could not send a request ({e.Message})");
+            }
+            using var reply = ReadMessage(RequestTimeout);
+            return reply.RootElement.GetProperty("seconds").GetDouble();
+        }
+
+        private JsonDocument ReadMessage(TimeSpan timeout)
+        {
+            var read = process.StandardOutput.ReadLineAsync();
+            if (!read.Wait(timeout)) throw Failure($"no answer within {timeout.TotalSeconds:F0}s");
+            var line = read.Result ?? throw Failure("reference.py exited early");
+            try
+            {
+                var message = JsonDocument.Parse(line);
+                if (message.RootElement.ValueKind != JsonValueKind.Object) throw new JsonException("not an object");
+                return message;
+            }
+            catch (JsonException e)
+            {
+                throw Failure($"unexpected output '{line}' ({e.Message})");
+            }
+        }
+
+        private ReferenceUnavailableException Failure(string what)
+        {
+            if (!process.HasExited && !process.WaitForExit(TimeSpan.FromSeconds(2)))
+                process.Kill(entireProcessTree: true);
+            process.WaitForExit(); // flushes the stderr callbacks
+            string stderr;
+            lock (errors) stderr = errors.ToString();
+            if (stderr.Contains("No module named 'torch'", StringComparison.Ordinal))
+                return new ReferenceUnavailableException($"{Python} has no torch module (install python3-torch)");
+            var tail = string.Join(" | ", stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).TakeLast(3));
+            return new ReferenceUnavailableException(tail.Length == 0 ? what : $"{what}: {tail}");
+        }
+
+        public void Dispose()
+        {
+            if (disposed) return;
+            disposed = true;
+            try
+            {
+                if (!process.HasExited)
+                {
+                    process.StandardInput.WriteLine("{\"quit\": true}");
+                    process.StandardInput.Close();
+                    if (!process.WaitForExit(TimeSpan.FromSeconds(10))) process.Kill(entireProcessTree: true);
+                }
+            }
+            catch (Exception e) when (e is IOException or InvalidOperationException)
+            {
+                // Already gone.
+            }
+            process.Dispose();
+        }
+    }
+
+    // ---- report -----------------------------------------------------------------------------------
+
+    private static string Format(Metric metric, double seconds, Plan plan) => metric.Unit switch
+    {
+        Unit.Micro => $"{seconds * 1e6:F2} µs",
+        Unit.Milli => $"{seconds * 1e3:F3} ms",
+        _ => $"{Flops(plan) / seconds / 1e9:F1} GFLOP/s",
+    };
+
+    private static double Flops(Plan plan) => 2.0 * plan.MatmulN * plan.MatmulN * plan.MatmulN;
+
+    private static string Render(Plan plan, bool quick, Metric[] metrics, Dictionary<string, Result> results,
+        ReferenceInfo? reference, string? referenceError, (double Before, double After) load)
+    {
+        var text = new StringBuilder();
+        text.AppendLine(CultureInfo.InvariantCulture, $"# onlinerl bench{(quick ? " (--quick)" : "")}");
+        text.AppendLine();
+        text.AppendLine(CultureInfo.InvariantCulture, $"- Date: {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC; CPU: {CpuModel()}, {Environment.ProcessorCount} cores");
+        var referenceLibrary = reference is not { } info ? "" : $"; reference torch {info.TorchVersion} ({info.Library ?? "path unknown"})";
+        var threadNote = reference is { } r && r.Threads != plan.Threads ? $"; REFERENCE REPORTS {r.Threads}" : "";
+        var referenceSource = reference is null ? $"n/a ({referenceError})"
+            : referenceError is null ? $"{Python}, bench/reference.py" : $"{Python}, bench/reference.py, FAILED during the run ({referenceError})";
+        text.AppendLine(CultureInfo.InvariantCulture, $"- libtorch: {torch.version} (ours, {OurLibtorch() ?? "path unknown"}){referenceLibrary}");
+        text.AppendLine(CultureInfo.InvariantCulture, $"- Threads: {plan.Threads} (torch.set_num_threads{(reference is null ? "" : ", the same on both sides")}{threadNote})");
+        text.AppendLine(CultureInfo.InvariantCulture, $"- BLAS: {Blas()}");
+        var busy = load.Before > Environment.ProcessorCount / 2.0 || load.After > Environment.ProcessorCount + 0.5;
+        var busyNote = busy ? ". WARNING: other work was running; the numbers are noisy." : "";
+        text.AppendLine(CultureInfo.InvariantCulture, $"- Load average (1 min): {load.Before:F2} before, {load.After:F2} after (the bench itself adds about 1){busyNote}");
+        text.AppendLine(CultureInfo.InvariantCulture, $"- .NET {Environment.Version}; reference: {referenceSource}");
+        text.AppendLine(CultureInfo.InvariantCulture,
+            $"- Method: after a warm-up of {plan.WarmupS:F1}s per side, timed blocks of ours and of the reference (a Python subprocess asked to time one block at a time) alternate, so a busy machine slows both alike. \"ours\" and \"reference\" are each side's fastest block (minimum time per iteration); \"ratio\" compares those; \"paired median\" is the median over block pairs of ours / the reference block right after it. Per-op rows: {plan.OpRepeats} blocks of {plan.OpIters:N0} calls; C# disposes each result with `using var` (the scope row instead opens and closes one DisposeScope around each call), Python drops its reference. In-place add: {plan.InplaceRepeats} blocks of {plan.InplaceIters}. Rows that use libtorch's OpenMP threads (in-place add, matmul, MLP) pause {SettlePause.TotalMilliseconds:F0} ms before each block so the other side's spinning OpenMP threads go idle first. Matmul: {plan.MatmulRepeats} single calls. MLP: {plan.Mlp.Repeats} blocks of {plan.Mlp.Steps} steps (zero_grad to None, forward with ReLU, cross entropy, backward, AdamW; C# with one DisposeScope per step and the binding's native AdamW, Python torch.optim.AdamW with foreach=False).");
+        text.AppendLine("- Ratio = our time / reference time (for GFLOP/s: reference GFLOP/s / ours), so <= 1.0 means we are as fast or faster.");
+        text.AppendLine();
+        text.AppendLine("| metric | ours | reference | ratio | target | paired median |");
+        text.AppendLine("|---|---:|---:|---:|---|---:|");
+        foreach (var metric in metrics)
+        {
+            var result = results[metric.Key];
+            var ratio = result.Reference is { } other ? result.Ours / other : (double?)null;
+            var referenceText = result.Reference is { } value ? Format(metric, value, plan) : "n/a";
+            if (metric.Key == "add_1_scope" && result.Reference is not null) referenceText += " (plain a + b)";
+            var target = metric.Target switch
+            {
+                null => "-",
+                { } goal when ratio is null => $"<= {goal:F1}",
+                { } goal => $"<= {goal:F1}: {(ratio <= goal ? "met" : "MISSED")}",
+            };
+            text.AppendLine(CultureInfo.InvariantCulture,
+                $"| {metric.Label} | {Format(metric, result.Ours, plan)} | {referenceText} | {Ratio(ratio)} | {target} | {Ratio(result.PairedMedianRatio)} |");
+        }
+        return text.ToString();
+    }
+
+    private static string Ratio(double? value) => value is { } v ? v.ToString("F2", CultureInfo.InvariantCulture) : "n/a";
+
+    private static string Blas()
+    {
+        try
+        {
+            var target = File.ResolveLinkTarget(BlasLink, returnFinalTarget: true);
+            return target?.FullName ?? (File.Exists(BlasLink) ? BlasLink : $"{BlasLink} not found");
+        }
+        catch (IOException e)
+        {
+            return $"{BlasLink}: {e.Message}";
+        }
+    }
+
+    /// <summary>The 1-minute load average, or NaN where /proc/loadavg cannot be read.</summary>
+    private static double LoadAverage()
+    {
+        try
+        {
+            var first = File.ReadAllText("/proc/loadavg").Split(' ', StringSplitOptions.RemoveEmptyEntries).FirstOrDefault();
+            return double.TryParse(first, NumberStyles.Float, CultureInfo.InvariantCulture, out var value) ? value : double.NaN;
+        }
+        catch (IOException)
+        {
+            return double.NaN;
+        }
+    }
+
+    private static string CpuModel()
+    {
+        try
+        {
+            var line = File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith("model name", StringComparison.Ordinal));
+            return line is null ? "unknown" : line[(line.IndexOf(':') + 1)..].Trim();
+        }
+        catch (IOException)
+        {
+            return "unknown";
+        }
+    }
+
+    /// <summary>The libtorch_cpu this process mapped, to show both sides use the same library.</summary>
+    private static string? OurLibtorch()
+    {
+        try
+        {
+            return File.ReadLines("/proc/self/maps").Select(l => l.Split(' ', StringSplitOptions.RemoveEmptyEntries))
+                .Where(f => f.Length >= 6 && f[^1].Contains("libtorch_cpu", StringComparison.Ordinal)).Select(f => f[^1]).FirstOrDefault();
+        }
+        catch (IOException)
+        {
+            return null;
+        }
+    }
+}

@@ -1,0 +1,442 @@
+using OnlineRl.Torch;
+using OnlineRl.Torch.NN;
+
+namespace OnlineRl.Model;
+
+// A decoder-only transformer of the Llama / Qwen2 family, the whole model in this file (nanoGPT style).
+// Module and parameter names follow Hugging Face's (model.layers.0.self_attn.q_proj.weight, ...) so
+// that a checkpoint directory loads as is. Shapes: B batch, T new tokens, S all keys (cache + new),
+// H query heads, K key/value heads, D head width, C hidden width.
+
+/// <summary>RMSNorm (Zhang &amp; Sennrich 2019): x / sqrt(mean(x^2) + eps) * weight, computed in float32.</summary>
+public sealed class RMSNorm : Module<Tensor, Tensor>
+{
+    private readonly double eps;
+
+    /// <summary>A norm over the last dimension of width <paramref name="size"/>.</summary>
+    public RMSNorm(long size, double eps, ScalarType dtype, Device? device)
+    {
+        this.eps = eps;
+        weight = RegisterParameter("weight", new Parameter(torch.ones(new[] { size }, dtype, device)));
+    }
+
+    /// <summary>The learned scale.</summary>
+    public Parameter weight { get; }
+
+    /// <inheritdoc />
+    public override Tensor forward(Tensor x)
+    {
+        using var scope = torch.NewDisposeScope();
+        var h = x.to(ScalarType.Float32);
+        var variance = h.square().mean(-1, keepdim: true);
+        h = h * (variance + eps).rsqrt();
+        return scope.MoveToOuter(weight * h.to(x.dtype));
+    }
+}
+
+/// <summary>
+/// Rotary position embeddings (Su et al. 2021, RoFormer) in the "rotate half" layout used by Llama and
+/// Qwen2: x' = x cos(p θ) + rotate_half(x) sin(p θ), θ_i = base^(-2i/D).
+/// </summary>
+public sealed class RotaryEmbedding : Module
+{
+    private readonly Tensor cos;
+    private readonly Tensor sin;
+
+    /// <summary>Precomputes cos/sin tables for positions 0 .. maxPositions-1.</summary>
+    public RotaryEmbedding(int headDim, double theta, int maxPositions, Device? device)
+    {
+        using var scope = torch.NewDisposeScope();
+        var exponents = torch.arange(0, headDim, 2, ScalarType.Int64, device).to(ScalarType.Float32) / (double)headDim;
+        var inverseFrequency = torch.pow(theta, exponents).reciprocal();
+        var positions = torch.arange(0, maxPositions, 1, ScalarType.Int64, device).to(ScalarType.Float32);
+        var angles = positions.unsqueeze(1) * inverseFrequency.unsqueeze(0);
+        var table = torch.cat(new[] { angles, angles }, -1);
+        cos = RegisterBuffer("cos", scope.MoveToOuter(table.cos()), persistent: false);
+        sin = RegisterBuffer("sin", scope.MoveToOuter(table.sin()), persistent: false);
+    }
+
+    /// <summary>Rotates q [B, H, T, D] and k [B, K, T, D] to positions <paramref name="positionIds"/> [B, T].</summary>
+    public (Tensor q, Tensor k) Apply(Tensor q, Tensor k, Tensor positionIds)
+    {
+        using var scope = torch.NewDisposeScope();
+        var shape = positionIds.shape;
+        var flat = positionIds.reshape(-1);
+        var c = cos.index_select(0, flat).view(shape[0], 1, shape[1], -1).to(q.dtype);
+        var s = sin.index_select(0, flat).view(shape[0], 1, shape[1], -1).to(q.dtype);
+        var rotatedQ = q * c + RotateHalf(q) * s;
+        var rotatedK = k * c + RotateHalf(k) * s;
+        return (scope.MoveToOuter(rotatedQ), scope.MoveToOuter(rotatedK));
+    }
+
+    private static Tensor RotateHalf(Tensor x)
+    {
+        var half = x.size(-1) / 2;
+        var first = x.narrow(-1, 0, half);
+        var second = x.narrow(-1, half, half);
+        return torch.cat(new[] { second.neg(), first }, -1);
+    }
+}
+
+/// <summary>Grouped-query causal self-attention with rotary embeddings and an optional KV cache.</summary>
+public sealed class Attention : Module
+{
+    private readonly ModelConfig config;
+    private readonly int layerIndex;
+
+    /// <summary>Creates the projections of layer <paramref name="layerIndex"/>.</summary>
+    public Attention(ModelConfig config, int layerIndex, ScalarType dtype, Device? device)
+    {
+        this.config = config;
+        this.layerIndex = layerIndex;
+        var c = config.HiddenSize;
+        q_proj = RegisterModule("q_proj", new LoraLinear(c, config.NumHeads * config.HeadDim, config.AttentionBias, dtype, device));
+        k_proj = RegisterModule("k_proj", new LoraLinear(c, config.NumKvHeads * config.HeadDim, config.AttentionBias, dtype, device));
+        v_proj = RegisterModule("v_proj", new LoraLinear(c, config.NumKvHeads * config.HeadDim, config.AttentionBias, dtype, device));
+        o_proj = RegisterModule("o_proj", new LoraLinear(config.NumHeads * config.HeadDim, c, false, dtype, device));
+    }
+
+    /// <summary>Query projection.</summary>
+    public LoraLinear q_proj { get; }
+    /// <summary>Key projection.</summary>
+    public LoraLinear k_proj { get; }
+    /// <summary>Value projection.</summary>
+    public LoraLinear v_proj { get; }
+    /// <summary>Output projection.</summary>
+    public LoraLinear o_proj { get; }
+
+    /// <summary>
+    /// x [B, T, C] -&gt; [B, T, C]. <paramref name="maskBias"/> [B, 1, T, S] is 0 where a query may attend and
+    /// a large negative number elsewhere; with a cache, the new keys/values are appended to it first.
+    /// </summary>
+    public Tensor Forward(Tensor x, Tensor positionIds, Tensor maskBias, RotaryEmbedding rotary, KvCache? cache)
+    {
+        using var scope = torch.NewDisposeScope();
+        long b = x.size(0), t = x.size(1);
+        int h = config.NumHeads, kv = config.NumKvHeads, d = config.HeadDim;
+        var q = q_proj.forward(x).view(b, t, h, d).transpose(1, 2);
+        var k = k_proj.forward(x).view(b, t, kv, d).transpose(1, 2);
+        var v = v_proj.forward(x).view(b, t, kv, d).transpose(1, 2);
+        (q, k) = rotary.Apply(q, k, positionIds);
+        if (cache is not null) (k, v) = cache.Append(layerIndex, k, v);
+        k = RepeatKv(k, config.GroupSize);
+        v = RepeatKv(v, config.GroupSize);
+        // softmax(q k^T / sqrt(D) + mask) v, the softmax in float32 as Hugging Face does.
+        var scores = q.matmul(k.transpose(2, 3)) * (1.0 / Math.Sqrt(d)) + maskBias.to(q.dtype);
+        var probabilities = scores.to(ScalarType.Float32).softmax(-1).to(q.dtype);
+        var output = probabilities.matmul(v).transpose(1, 2).reshape(b, t, h * d);
+        return scope.MoveToOuter(o_proj.forward(output));
+    }
+
+    /// <summary>[B, K, S, D] -&gt; [B, K * groups, S, D], each key/value head shared by `groups` query heads.</summary>
+    private static Tensor RepeatKv(Tensor x, int groups)
+    {
+        if (groups == 1) return x;
+        var s = x.shape;
+        return x.unsqueeze(2).expand(s[0], s[1], groups, s[2], s[3]).reshape(s[0], s[1] * groups, s[2], s[3]);
+    }
+}
+
+/// <summary>SwiGLU feed-forward (Shazeer 2020): down(silu(gate(x)) * up(x)).</summary>
+public sealed class Mlp : Module<Tensor, Tensor>
+{
+    /// <summary>Creates the three projections.</summary>
+    public Mlp(ModelConfig config, ScalarType dtype, Device? device)
+    {
+        gate_proj = RegisterModule("gate_proj", new LoraLinear(config.HiddenSize, config.IntermediateSize, false, dtype, device));
+        up_proj = RegisterModule("up_proj", new LoraLinear(config.HiddenSize, config.IntermediateSize, false, dtype, device));
+        down_proj = RegisterModule("down_proj", new LoraLinear(config.IntermediateSize, config.HiddenSize, false, dtype, device));
+    }
+
+    /// <summary>Gate projection.</summary>
+    public LoraLinear gate_proj { get; }
+    /// <summary>Up projection.</summary>
+    public LoraLinear up_proj { get; }
+    /// <summary>Down projection.</summary>
+    public LoraLinear down_proj { get; }
+
+    /// <inheritdoc />
+    public override Tensor forward(Tensor x)
+    {
+        using var scope = torch.NewDisposeScope();
+        return scope.MoveToOuter(down_proj.forward(gate_proj.forward(x).silu() * up_proj.forward(x)));
+    }
+}
+
+/// <summary>One pre-norm block: x + attn(norm(x)), then + mlp(norm(.)).</summary>
+public sealed class DecoderLayer : Module
+{
+    /// <summary>Creates block number <paramref name="index"/>.</summary>
+    public DecoderLayer(ModelConfig config, int index, ScalarType dtype, Device? device)
+    {
+        self_attn = RegisterModule("self_attn", new Attention(config, index, dtype, device));
+        mlp = RegisterModule("mlp", new Mlp(config, dtype, device));
+        input_layernorm = RegisterModule("input_layernorm", new RMSNorm(config.HiddenSize, config.RmsNormEps, dtype, device));
+        post_attention_layernorm = RegisterModule("post_attention_layernorm", new RMSNorm(config.HiddenSize, config.RmsNormEps, dtype, device));
+    }
+
+    /// <summary>Attention.</summary>
+    public Attention self_attn { get; }
+    /// <summary>Feed-forward.</summary>
+    public Mlp mlp { get; }
+    /// <summary>Norm before attention.</summary>
+    public RMSNorm input_layernorm { get; }
+    /// <summary>Norm before the MLP.</summary>
+    public RMSNorm post_attention_layernorm { get; }
+
+    /// <summary>x [B, T, C] -&gt; [B, T, C].</summary>
+    public Tensor Forward(Tensor x, Tensor positionIds, Tensor maskBias, RotaryEmbedding rotary, KvCache? cache)
+    {
+        using var scope = torch.NewDisposeScope();
+        var h = x + self_attn.Forward(input_layernorm.forward(x), positionIds, maskBias, rotary, cache);
+        return scope.MoveToOuter(h + mlp.forward(post_attention_layernorm.forward(h)));
+    }
+}
+
+/// <summary>The embedding, the blocks and the final norm (Hugging Face's "model." prefix).</summary>
+public sealed class DecoderStack : Module
+{
+    private readonly List<DecoderLayer> blocks = new();
+
+    /// <summary>Creates every part with freshly drawn weights.</summary>
+    public DecoderStack(ModelConfig config, ScalarType dtype, Device? device)
+    {
+        embed_tokens = RegisterModule("embed_tokens", new Embedding(config.VocabSize, config.HiddenSize, dtype, device));
+        var list = RegisterModule("layers", new ModuleList());
+        for (var i = 0; i < config.NumLayers; i++) blocks.Add(list.Add(new DecoderLayer(config, i, dtype, device)));
+        norm = RegisterModule("norm", new RMSNorm(config.HiddenSize, config.RmsNormEps, dtype, device));
+        rotary = RegisterModule("rotary_emb", new RotaryEmbedding(config.HeadDim, config.RopeTheta, config.MaxPositionEmbeddings, device));
+    }
+
+    /// <summary>Token embedding.</summary>
+    public Embedding embed_tokens { get; }
+    /// <summary>Final norm.</summary>
+    public RMSNorm norm { get; }
+    /// <summary>The blocks in order.</summary>
+    public IReadOnlyList<DecoderLayer> layers => blocks;
+
+    private readonly RotaryEmbedding rotary;
+
+    /// <summary>Token ids [B, T] -&gt; final hidden states [B, T, C].</summary>
+    public Tensor Forward(Tensor inputIds, Tensor positionIds, Tensor maskBias, KvCache? cache)
+    {
+        using var scope = torch.NewDisposeScope();
+        var h = embed_tokens.forward(inputIds);
+        foreach (var block in blocks) h = block.Forward(h, positionIds, maskBias, rotary, cache);
+        return scope.MoveToOuter(norm.forward(h));
+    }
+}
+
+/// <summary>A lookup table of <c>count</c> vectors.</summary>
+public sealed class Embedding : Module<Tensor, Tensor>
+{
+    /// <summary>Creates the table, drawn from N(0, 0.02^2) as Hugging Face initialises it.</summary>
+    public Embedding(long count, long width, ScalarType dtype, Device? device)
+    {
+        using var scope = torch.NewDisposeScope();
+        weight = RegisterParameter("weight", new Parameter(torch.empty(new[] { count, width }, dtype, device).normal_(0, 0.02)));
+    }
+
+    /// <summary>[count, width].</summary>
+    public Parameter weight { get; }
+
+    /// <inheritdoc />
+    public override Tensor forward(Tensor ids) => torch.nn.functional.embedding(ids, weight);
+}
+
+/// <summary>Children named "0", "1", ... as in PyTorch's nn.ModuleList.</summary>
+public sealed class ModuleList : Module
+{
+    private int count;
+
+    /// <summary>Appends <paramref name="module"/> and returns it.</summary>
+    public T Add<T>(T module) where T : Module => RegisterModule((count++).ToString(System.Globalization.CultureInfo.InvariantCulture), module);
+}
+
+/// <summary>
+/// The policy: a decoder stack with an LM head (tied to the embedding or not) and optional scalar heads
+/// (value head for the PPO critic, reward head for reward models).
+/// </summary>
+public sealed class TransformerModel : Module<Tensor, Tensor>
+{
+    /// <summary>A model with freshly drawn weights (N(0, 0.02) linears and embeddings, unit norms, zero biases).</summary>
+    public TransformerModel(ModelConfig config, ScalarType? dtype = null, Device? device = null)
+    {
+        Config = config.Validate();
+        var type = dtype ?? config.WeightType;
+        model = RegisterModule("model", new DecoderStack(config, type, device));
+        if (!config.TieWordEmbeddings)
+            lm_head = RegisterModule("lm_head", new LoraLinear(config.HiddenSize, config.VocabSize, false, type, device));
+        if (config.Heads.HasFlag(ModelHeads.Value))
+            value_head = RegisterModule("value_head", new LoraLinear(config.HiddenSize, 1, true, type, device));
+        if (config.Heads.HasFlag(ModelHeads.Reward))
+            score = RegisterModule("score", new LoraLinear(config.HiddenSize, 1, false, type, device));
+        InitialiseWeights();
+    }
+
+    /// <summary>The architecture.</summary>
+    public ModelConfig Config { get; }
+
+    /// <summary>Embedding, blocks, final norm.</summary>
+    public DecoderStack model { get; }
+    /// <summary>LM head, or null when tied to the embedding.</summary>
+    public LoraLinear? lm_head { get; }
+    /// <summary>Per-token scalar value head (PPO critic), if configured.</summary>
+    public LoraLinear? value_head { get; }
+    /// <summary>Scalar reward head, if configured.</summary>
+    public LoraLinear? score { get; }
+
+    /// <summary>Where the weights live.</summary>
+    public Device Device => model.embed_tokens.weight.device;
+
+    /// <summary>Element type of the weights.</summary>
+    public ScalarType DType => model.embed_tokens.weight.dtype;
+
+    private void InitialiseWeights()
+    {
+        using var scope = torch.NewDisposeScope();
+        using var _ = torch.no_grad();
+        foreach (var (name, p) in named_parameters())
+        {
+            if (name.EndsWith("layernorm.weight", StringComparison.Ordinal) || name.EndsWith("norm.weight", StringComparison.Ordinal)) p.fill_(1);
+            else if (name.EndsWith(".bias", StringComparison.Ordinal)) p.zero_();
+            else p.normal_(0, 0.02);
+        }
+    }
+
+    /// <summary>
+    /// Final hidden states [B, T, C] of <paramref name="inputIds"/> [B, T]. <paramref name="attentionMask"/>
+    /// [B, S] (1 = real token, 0 = padding) covers the cached keys plus the new tokens; positions default to
+    /// the count of real tokens before each one, so left-padded prompts start at position 0. For packed
+    /// sequences (no cache), <paramref name="segmentIds"/> [B, T] marks which example each token belongs
+    /// to (attention stays inside an example) and <paramref name="segmentPositions"/> [B, T] each token's
+    /// position within its example.
+    /// </summary>
+    public Tensor Hidden(Tensor inputIds, Tensor? attentionMask = null, KvCache? cache = null, Tensor? segmentIds = null, Tensor? segmentPositions = null)
+    {
+        using var scope = torch.NewDisposeScope();
+        long b = inputIds.size(0), t = inputIds.size(1);
+        var past = cache?.Length ?? 0;
+        var s = past + t;
+        var device = Device;
+        if (segmentIds is not null && cache is not null) throw new ArgumentException("packed segments cannot be combined with a KV cache", nameof(segmentIds));
+        Tensor mask = attentionMask ?? torch.ones(new[] { b, s }, ScalarType.Int64, device);
+        if (mask.size(1) != s)
+            throw new ArgumentException($"attention mask covers {mask.size(1)} positions but cache ({past}) + new tokens ({t}) = {s}", nameof(attentionMask));
+        var realBefore = mask.to(ScalarType.Int64).cumsum(1);
+        // Query i (absolute position past + i) may see key j when j <= past + i and key j is not padding.
+        var queryIndex = torch.arange(past, s, 1, ScalarType.Int64, device).view(t, 1);
+        var keyIndex = torch.arange(0, s, 1, ScalarType.Int64, device).view(1, s);
+        var blocked = keyIndex.gt(queryIndex).view(1, 1, t, s).logical_or(mask.eq(0L).view(b, 1, 1, s));
+        Tensor positions;
+        if (segmentIds is null)
+        {
+            positions = (realBefore - 1L).clamp(min: 0).narrow(1, past, t);
+        }
+        else
+        {
+            if (segmentPositions is null) throw new ArgumentException("packed segments need their positions", nameof(segmentPositions));
+            blocked = blocked.logical_or(segmentIds.view(b, 1, t, 1).ne(segmentIds.view(b, 1, 1, t)));
+            positions = segmentPositions;
+        }
+        var maskBias = torch.zeros(new[] { b, 1, t, s }, ScalarType.Float32, device).masked_fill(blocked, float.MinValue);
+        var hidden = model.Forward(inputIds, positions, maskBias, cache);
+        cache?.Advance(t);
+        return scope.MoveToOuter(hidden);
+    }
+
+    /// <summary>Next-token logits [..., V] from hidden states [..., C].</summary>
+    public Tensor Logits(Tensor hidden) =>
+        lm_head is null ? torch.nn.functional.linear(hidden, model.embed_tokens.weight) : lm_head.forward(hidden);
+
+    /// <summary>Per-token values [..., ] from hidden states [..., C]; needs the value head.</summary>
+    public Tensor Values(Tensor hidden)
+    {
+        if (value_head is null) throw new InvalidOperationException("this model has no value head (config onlinerl_heads lacks Value)");
+        using var scope = torch.NewDisposeScope();
+        return scope.MoveToOuter(value_head.forward(hidden).squeeze(-1));
+    }
+
+    /// <summary>Per-token rewards [..., ] from hidden states [..., C]; needs the reward head.</summary>
+    public Tensor Rewards(Tensor hidden)
+    {
+        if (score is null) throw new InvalidOperationException("this model has no reward head (config onlinerl_heads lacks Reward)");
+        using var scope = torch.NewDisposeScope();
+        return scope.MoveToOuter(score.forward(hidden).squeeze(-1));
+    }
+
+    /// <summary>Logits [B, T, V] of a full sequence without padding.</summary>
+    public override Tensor forward(Tensor inputIds)
+    {
+        using var scope = torch.NewDisposeScope();
+        return scope.MoveToOuter(Logits(Hidden(inputIds)));
+    }
+}
+
+/// <summary>
+/// Keys and values of every layer for the tokens seen so far, preallocated for <c>capacity</c>
+/// positions so that each decoding step writes in place instead of concatenating.
+/// </summary>
+public sealed class KvCache : IDisposable
+{
+    private readonly Tensor[] keys;
+    private readonly Tensor[] values;
+
+    /// <summary>An empty cache for <paramref name="batch"/> sequences of up to <paramref name="capacity"/> tokens.</summary>
+    public KvCache(ModelConfig config, long batch, long capacity, ScalarType dtype, Device device)
+    {
+        Capacity = capacity;
+        keys = new Tensor[config.NumLayers];
+        values = new Tensor[config.NumLayers];
+        var shape = new[] { batch, config.NumKvHeads, capacity, config.HeadDim };
+        for (var i = 0; i < config.NumLayers; i++)
+        {
+            keys[i] = torch.zeros(shape, dtype, device).DetachFromDisposeScope();
+            values[i] = torch.zeros(shape, dtype, device).DetachFromDisposeScope();
+        }
+    }
+
+    /// <summary>Positions filled so far.</summary>
+    public long Length { get; private set; }
+
+    /// <summary>Positions available in total.</summary>
+    public long Capacity { get; }
+
+    /// <summary>Writes k, v [B, K, T, D] after the filled positions of layer <paramref name="layer"/>; returns all keys/values so far.</summary>
+    internal (Tensor k, Tensor v) Append(int layer, Tensor k, Tensor v)
+    {
+        var t = k.size(2);
+        if (Length + t > Capacity)
+            throw new InvalidOperationException($"KV cache full: {Length} + {t} positions exceed its capacity of {Capacity}");
+        using (torch.no_grad())
+        {
+            keys[layer].narrow(2, Length, t).copy_(k);
+            values[layer].narrow(2, Length, t).copy_(v);
+        }
+        return (keys[layer].narrow(2, 0, Length + t), values[layer].narrow(2, 0, Length + t));
+    }
+
+    /// <summary>Marks <paramref name="count"/> more positions as filled (after every layer has appended).</summary>
+    internal void Advance(long count) => Length += count;
+
+    /// <summary>Keeps rows <paramref name="rows"/> of the batch, in that order (e.g. each prompt repeated G times).</summary>
+    public void SelectRows(Tensor rows)
+    {
+        for (var i = 0; i < keys.Length; i++)
+        {
+            var k = keys[i].index_select(0, rows).DetachFromDisposeScope();
+            var v = values[i].index_select(0, rows).DetachFromDisposeScope();
+            keys[i].Dispose();
+            values[i].Dispose();
+            keys[i] = k;
+            values[i] = v;
+        }
+    }
+
+    /// <summary>Frees the cache.</summary>
+    public void Dispose()
+    {
+        foreach (var t in keys) t.Dispose();
+        foreach (var t in values) t.Dispose();
+    }
+}

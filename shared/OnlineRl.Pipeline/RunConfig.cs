@@ -1,0 +1,304 @@
+using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using System.Text.Json.Serialization;
+using YamlDotNet.RepresentationModel;
+
+namespace OnlineRl.Pipeline;
+
+/// <summary>The policy to train: a checkpoint directory, or a small model trained from scratch.</summary>
+public sealed record ModelSection
+{
+    /// <summary>A Hugging Face style checkpoint directory; empty: a new model of the size below.</summary>
+    public string Checkpoint { get; init; } = "";
+    /// <summary>Width of a new model.</summary>
+    public int HiddenSize { get; init; } = 128;
+    /// <summary>Blocks of a new model.</summary>
+    public int Layers { get; init; } = 3;
+    /// <summary>Attention heads of a new model.</summary>
+    public int Heads { get; init; } = 4;
+    /// <summary>Key/value heads of a new model (GQA when fewer than heads).</summary>
+    public int KvHeads { get; init; } = 4;
+    /// <summary>MLP width of a new model.</summary>
+    public int IntermediateSize { get; init; } = 512;
+    /// <summary>LoRA rank; 0 trains all weights.</summary>
+    public int LoraRank { get; init; }
+    /// <summary>LoRA alpha.</summary>
+    public double LoraAlpha { get; init; } = 16;
+}
+
+/// <summary>Where prompts come from.</summary>
+public sealed record TaskSection
+{
+    /// <summary>"addition" (synthetic a+b=) or "jsonl" (e.g. GSM8K).</summary>
+    public string Kind { get; init; } = "addition";
+    /// <summary>Largest operand length of the addition task.</summary>
+    public int MaxDigits { get; init; } = 3;
+    /// <summary>JSONL file for kind "jsonl".</summary>
+    public string Path { get; init; } = "";
+    /// <summary>Fixed held-out problems for evaluation.</summary>
+    public int EvalSize { get; init; } = 500;
+    /// <summary>Skip bad dataset lines (reported) instead of failing.</summary>
+    public bool SkipBadLines { get; init; } = true;
+}
+
+/// <summary>Supervised warm start of a new model (skipped when steps is 0).</summary>
+public sealed record SftSection
+{
+    /// <summary>Optimizer steps.</summary>
+    public int Steps { get; init; } = 200;
+    /// <summary>Peak learning rate.</summary>
+    public double LearningRate { get; init; } = 1e-3;
+    /// <summary>Examples per step.</summary>
+    public int ExamplesPerStep { get; init; } = 256;
+}
+
+/// <summary>How generators sample.</summary>
+public sealed record SamplingSection
+{
+    /// <summary>Completions per prompt (G).</summary>
+    public int GroupSize { get; init; } = 8;
+    /// <summary>Temperature.</summary>
+    public double Temperature { get; init; } = 1.0;
+    /// <summary>Top-k (0: off).</summary>
+    public int TopK { get; init; }
+    /// <summary>Top-p (1: off).</summary>
+    public double TopP { get; init; } = 1.0;
+    /// <summary>Most new tokens per completion.</summary>
+    public int MaxNewTokens { get; init; } = 6;
+}
+
+/// <summary>The learning algorithm and its hyper-parameters.</summary>
+public sealed record AlgorithmSection
+{
+    /// <summary>"grpo", "ppo" or "dpo" (online DPO).</summary>
+    public string Name { get; init; } = "grpo";
+    /// <summary>Peak learning rate.</summary>
+    public double LearningRate { get; init; } = 3e-4;
+    /// <summary>Warm-up steps.</summary>
+    public int WarmupSteps { get; init; } = 20;
+    /// <summary>Gradient-norm clip.</summary>
+    public double MaxGradNorm { get; init; } = 1.0;
+    /// <summary>Prompts (groups) per learner step.</summary>
+    public int PromptsPerStep { get; init; } = 32;
+    /// <summary>Passes over each batch.</summary>
+    public int Epochs { get; init; } = 1;
+    /// <summary>Minibatches per pass.</summary>
+    public int Minibatches { get; init; } = 1;
+    /// <summary>Lower clip range of the ratio.</summary>
+    public double ClipLow { get; init; } = 0.2;
+    /// <summary>Upper clip range of the ratio (DAPO's clip-higher when above ClipLow).</summary>
+    public double ClipHigh { get; init; } = 0.2;
+    /// <summary>KL estimator to the reference policy: "k1", "k2", "k3" or "none".</summary>
+    public string KlEstimator { get; init; } = "k3";
+    /// <summary>KL coefficient.</summary>
+    public double KlBeta { get; init; } = 0.02;
+    /// <summary>"token" (DAPO), "sequence" (GRPO) or "constant" (Dr. GRPO).</summary>
+    public string LossAggregation { get; init; } = "token";
+    /// <summary>Divide group advantages by the group's std (GRPO) or not (Dr. GRPO).</summary>
+    public bool StdNormalize { get; init; } = true;
+    /// <summary>Drop groups whose rewards are all equal (DAPO dynamic sampling).</summary>
+    public bool FilterEqualGroups { get; init; }
+    /// <summary>Truncation of the importance weight for stale samples.</summary>
+    public double MaxImportanceWeight { get; init; } = 2.0;
+    /// <summary>DPO beta.</summary>
+    public double DpoBeta { get; init; } = 0.1;
+    /// <summary>DPO label smoothing (conservative DPO).</summary>
+    public double DpoLabelSmoothing { get; init; }
+    /// <summary>"sigmoid" (DPO) or "ipo".</summary>
+    public string DpoLoss { get; init; } = "sigmoid";
+    /// <summary>DPO without a reference model.</summary>
+    public bool DpoReferenceFree { get; init; }
+    /// <summary>Weight of the SFT term on chosen completions.</summary>
+    public double DpoSftWeight { get; init; }
+    /// <summary>PPO discount.</summary>
+    public double Gamma { get; init; } = 1.0;
+    /// <summary>PPO GAE lambda.</summary>
+    public double Lambda { get; init; } = 0.95;
+    /// <summary>PPO value-loss clip range.</summary>
+    public double ValueClip { get; init; } = 0.2;
+    /// <summary>PPO value-loss coefficient.</summary>
+    public double ValueCoefficient { get; init; } = 0.5;
+}
+
+/// <summary>Pipeline and run control.</summary>
+public sealed record TrainSection
+{
+    /// <summary>Learner steps (0: until the time limit).</summary>
+    public int Steps { get; init; } = 100;
+    /// <summary>Wall-clock limit in minutes (0: none).</summary>
+    public double TimeLimitMinutes { get; init; }
+    /// <summary>Evaluate held-out accuracy every N learner steps (0: only at the start and the end).</summary>
+    public int EvalEvery { get; init; } = 20;
+    /// <summary>Save a checkpoint every N steps (0: only at the end).</summary>
+    public int CheckpointEvery { get; init; }
+    /// <summary>Oldest policy version a sample may come from, as a lag behind the learner.</summary>
+    public int MaxPolicyLag { get; init; } = 1;
+    /// <summary>Run generation and learning concurrently (false: strictly alternate).</summary>
+    public bool Overlap { get; init; } = true;
+    /// <summary>Shuffle rewards across samples (a control experiment: learning must then fail).</summary>
+    public bool ShuffleRewards { get; init; }
+}
+
+/// <summary>
+/// Everything an all-in-one run needs, read from YAML or JSON (snake_case keys) and overridable by
+/// `--section.key value` flags. Unknown keys are errors naming the key.
+/// </summary>
+public sealed record RunConfig
+{
+    /// <summary>Run identifier (messages, metrics, output folder).</summary>
+    public string RunId { get; init; } = "run";
+    /// <summary>Folder for checkpoints, metrics.csv and the report.</summary>
+    public string OutputDir { get; init; } = "runs/run";
+    /// <summary>Seed of everything random.</summary>
+    public long Seed { get; init; } = 1;
+    /// <summary>"cpu" or "cuda[:N]".</summary>
+    public string Device { get; init; } = "cpu";
+    /// <summary>libtorch threads (0: all cores).</summary>
+    public int Threads { get; init; }
+    /// <summary>The policy.</summary>
+    public ModelSection Model { get; init; } = new();
+    /// <summary>The prompts.</summary>
+    public TaskSection Task { get; init; } = new();
+    /// <summary>Warm start.</summary>
+    public SftSection Sft { get; init; } = new();
+    /// <summary>Sampling.</summary>
+    public SamplingSection Sampling { get; init; } = new();
+    /// <summary>The algorithm.</summary>
+    public AlgorithmSection Algorithm { get; init; } = new();
+    /// <summary>Run control.</summary>
+    public TrainSection Train { get; init; } = new();
+
+    private static readonly JsonSerializerOptions Json = new()
+    {
+        PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
+        UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow,
+        WriteIndented = true,
+    };
+
+    /// <summary>
+    /// Reads <paramref name="path"/> (YAML or JSON; null: defaults), applies <paramref name="overrides"/>
+    /// ("algorithm.name" -&gt; "ppo"), and validates. Errors name the file and the key.
+    /// </summary>
+    public static RunConfig Load(string? path, IReadOnlyDictionary<string, string>? overrides = null)
+    {
+        var root = new JsonObject();
+        if (path is not null)
+        {
+            if (!File.Exists(path)) throw new ConfigException($"config file not found: {path}");
+            try
+            {
+                var text = File.ReadAllText(path);
+                root = text.TrimStart().StartsWith('{') ? JsonNode.Parse(text)!.AsObject() : YamlToJson(text);
+            }
+            catch (Exception e) when (e is JsonException or YamlDotNet.Core.YamlException or InvalidOperationException)
+            {
+                throw new ConfigException($"{path}: cannot parse ({e.Message})");
+            }
+        }
+        foreach (var (key, value) in overrides ?? new Dictionary<string, string>()) Set(root, key, value);
+        RunConfig config;
+        try
+        {
+            config = root.Deserialize<RunConfig>(Json) ?? new RunConfig();
+        }
+        catch (JsonException e)
+        {
+            var where = string.IsNullOrEmpty(e.Path) ? "" : $" at '{e.Path.TrimStart('$', '.')}'";
+            throw new ConfigException($"{path ?? "config"}: {e.Message.Split(" Path:")[0]}{where}");
+        }
+        return config.Validate();
+    }
+
+    /// <summary>The configuration as YAML-compatible JSON text (what the run actually used).</summary>
+    public string ToJson() => JsonSerializer.Serialize(this, Json);
+
+    private static void Set(JsonObject root, string dottedKey, string value)
+    {
+        var parts = dottedKey.Split('.');
+        var node = root;
+        foreach (var part in parts[..^1])
+        {
+            if (node[part] is not JsonObject child)
+            {
+                child = new JsonObject();
+                node[part] = child;
+            }
+            node = child;
+        }
+        node[parts[^1]] = Scalar(value);
+    }
+
+    private static JsonNode Scalar(string text)
+    {
+        if (bool.TryParse(text, out var b)) return JsonValue.Create(b);
+        if (long.TryParse(text, NumberStyles.Integer, CultureInfo.InvariantCulture, out var l)) return JsonValue.Create(l);
+        if (double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var d)) return JsonValue.Create(d);
+        return JsonValue.Create(text);
+    }
+
+    private static JsonObject YamlToJson(string text)
+    {
+        var stream = new YamlStream();
+        stream.Load(new StringReader(text));
+        if (stream.Documents.Count == 0) return new JsonObject();
+        return Convert(stream.Documents[0].RootNode) as JsonObject ?? throw new InvalidOperationException("the top level must be a mapping");
+
+        static JsonNode? Convert(YamlNode node) => node switch
+        {
+            YamlMappingNode map => new JsonObject(map.Children.Select(kv =>
+                KeyValuePair.Create(((YamlScalarNode)kv.Key).Value ?? "", Convert(kv.Value)))),
+            YamlSequenceNode list => new JsonArray(list.Children.Select(Convert).ToArray()),
+            YamlScalarNode scalar when scalar.Style is YamlDotNet.Core.ScalarStyle.SingleQuoted or YamlDotNet.Core.ScalarStyle.DoubleQuoted
+                => JsonValue.Create(scalar.Value),
+            YamlScalarNode scalar => scalar.Value is null or "~" or "null" ? null : Scalar(scalar.Value),
+            _ => null,
+        };
+    }
+
+    /// <summary>Checks ranges and choices; the error names the key.</summary>
+    public RunConfig Validate()
+    {
+        void Require(bool ok, string key, string why)
+        {
+            if (!ok) throw new ConfigException($"config key '{key}': {why}");
+        }
+        Require(!string.IsNullOrWhiteSpace(RunId), "run_id", "must not be empty");
+        Require(Threads >= 0, "threads", "must be >= 0");
+        Require(Device == "cpu" || Device.StartsWith("cuda", StringComparison.Ordinal), "device", $"'{Device}' is not cpu or cuda[:N]");
+        Require(Model.HiddenSize > 0 && Model.Heads > 0 && Model.HiddenSize % Model.Heads == 0, "model.hidden_size", "must be a positive multiple of model.heads");
+        Require(Model.KvHeads > 0 && Model.Heads % Model.KvHeads == 0, "model.kv_heads", "must divide model.heads");
+        Require(Model.Layers > 0, "model.layers", "must be positive");
+        Require(Model.LoraRank >= 0, "model.lora_rank", "must be >= 0");
+        Require(Task.Kind is "addition" or "jsonl", "task.kind", $"'{Task.Kind}' is not addition or jsonl");
+        Require(Task.Kind != "jsonl" || Task.Path.Length > 0, "task.path", "is required for task.kind jsonl");
+        Require(Task.MaxDigits is >= 1 and <= 9, "task.max_digits", "must be 1..9");
+        Require(Task.EvalSize >= 0, "task.eval_size", "must be >= 0");
+        Require(Sft.Steps >= 0, "sft.steps", "must be >= 0");
+        Require(Sampling.GroupSize >= 2, "sampling.group_size", "must be at least 2 (advantages compare completions of a prompt)");
+        Require(Sampling.Temperature > 0, "sampling.temperature", "must be positive for on-policy sampling");
+        Require(Sampling.TopP is > 0 and <= 1, "sampling.top_p", "must be in (0, 1]");
+        Require(Sampling.MaxNewTokens > 0, "sampling.max_new_tokens", "must be positive");
+        Require(Algorithm.Name is "grpo" or "ppo" or "dpo", "algorithm.name", $"'{Algorithm.Name}' is not grpo, ppo or dpo");
+        Require(Algorithm.LearningRate > 0, "algorithm.learning_rate", "must be positive");
+        Require(Algorithm.PromptsPerStep > 0, "algorithm.prompts_per_step", "must be positive");
+        Require(Algorithm.Epochs > 0, "algorithm.epochs", "must be positive");
+        Require(Algorithm.Minibatches > 0 && Algorithm.Minibatches <= Algorithm.PromptsPerStep, "algorithm.minibatches", "must be in 1..prompts_per_step");
+        Require(Algorithm.ClipLow is > 0 and < 1, "algorithm.clip_low", "must be in (0, 1)");
+        Require(Algorithm.ClipHigh > 0, "algorithm.clip_high", "must be positive");
+        Require(Algorithm.KlEstimator is "k1" or "k2" or "k3" or "none", "algorithm.kl_estimator", $"'{Algorithm.KlEstimator}' is not k1, k2, k3 or none");
+        Require(Algorithm.KlBeta >= 0, "algorithm.kl_beta", "must be >= 0");
+        Require(Algorithm.LossAggregation is "token" or "sequence" or "constant", "algorithm.loss_aggregation", $"'{Algorithm.LossAggregation}' is not token, sequence or constant");
+        Require(Algorithm.DpoLoss is "sigmoid" or "ipo", "algorithm.dpo_loss", $"'{Algorithm.DpoLoss}' is not sigmoid or ipo");
+        Require(Algorithm.DpoBeta > 0, "algorithm.dpo_beta", "must be positive");
+        Require(Algorithm.DpoLabelSmoothing is >= 0 and < 0.5, "algorithm.dpo_label_smoothing", "must be in [0, 0.5)");
+        Require(Algorithm.Gamma is > 0 and <= 1, "algorithm.gamma", "must be in (0, 1]");
+        Require(Algorithm.Lambda is >= 0 and <= 1, "algorithm.lambda", "must be in [0, 1]");
+        Require(Train.Steps > 0 || Train.TimeLimitMinutes > 0, "train.steps", "set train.steps or train.time_limit_minutes");
+        Require(Train.MaxPolicyLag >= 0, "train.max_policy_lag", "must be >= 0");
+        return this;
+    }
+}
+
+/// <summary>A configuration problem, naming the file and key.</summary>
+public sealed class ConfigException(string message) : Exception(message);

@@ -1,0 +1,191 @@
+using System.Security.Cryptography;
+using System.Text.Json;
+using OnlineRl.Torch;
+
+namespace OnlineRl.Weights;
+
+/// <summary>One tensor in a published version: where its bytes are and how to check them.</summary>
+/// <param name="Name">State-dict name.</param>
+/// <param name="DType">Element type as published (may differ from the learner's).</param>
+/// <param name="Shape">Sizes.</param>
+/// <param name="Chunks">Blob keys holding the bytes, in order.</param>
+/// <param name="ChunkSha256">Hex SHA-256 of each chunk.</param>
+public sealed record TensorEntry(string Name, ScalarType DType, long[] Shape, string[] Chunks, string[] ChunkSha256);
+
+/// <summary>The manifest of a published policy version.</summary>
+/// <param name="Version">Monotonic version number.</param>
+/// <param name="Step">Learner step that produced it.</param>
+/// <param name="CreatedUnixMs">Publication time.</param>
+/// <param name="Tensors">Every tensor.</param>
+/// <param name="TotalBytes">Bytes of all tensors.</param>
+public sealed record WeightManifest(long Version, long Step, long CreatedUnixMs, TensorEntry[] Tensors, long TotalBytes);
+
+/// <summary>A published version failed verification; nothing of it was loaded.</summary>
+public sealed class WeightIntegrityException(string message) : Exception(message);
+
+/// <summary>Settings of a <see cref="WeightStore"/>.</summary>
+public sealed record WeightStoreOptions
+{
+    /// <summary>Key prefix, normally including the run id.</summary>
+    public string Prefix { get; init; } = "onlinerl:weights";
+    /// <summary>Largest chunk in bytes.</summary>
+    public int ChunkBytes { get; init; } = 4 << 20;
+    /// <summary>Convert floating-point tensors to this type for transfer (e.g. BFloat16 halves the bytes).</summary>
+    public ScalarType? TransferType { get; init; }
+    /// <summary>Newest versions always kept, even when no generator holds them.</summary>
+    public int KeepNewest { get; init; } = 2;
+}
+
+/// <summary>
+/// Versioned policy weights over an <see cref="IBlobStore"/>. Publishing writes every chunk, then the
+/// manifest, then moves the "current" pointer, so a reader never sees a partial version. Loading checks
+/// every chunk's SHA-256 against the manifest before creating a single tensor.
+/// </summary>
+public sealed class WeightStore(IBlobStore blobs, WeightStoreOptions? options = null)
+{
+    private readonly WeightStoreOptions options = options ?? new WeightStoreOptions();
+    private static readonly JsonSerializerOptions Json = new() { WriteIndented = false };
+
+    private string CurrentKey => $"{options.Prefix}:current";
+    private string ManifestKey(long version) => $"{options.Prefix}:v{version}:manifest";
+    private string ChunkKey(long version, int tensor, int chunk) => $"{options.Prefix}:v{version}:t{tensor}:c{chunk}";
+
+    /// <summary>The newest published version, or null when none.</summary>
+    public async Task<long?> CurrentVersionAsync(CancellationToken cancellationToken = default)
+    {
+        var bytes = await blobs.GetAsync(CurrentKey, cancellationToken).ConfigureAwait(false);
+        return bytes is null ? null : BitConverter.ToInt64(bytes);
+    }
+
+    /// <summary>Publishes <paramref name="tensors"/> as the next version and returns its manifest.</summary>
+    public async Task<WeightManifest> PublishAsync(IEnumerable<KeyValuePair<string, Tensor>> tensors, long step, CancellationToken cancellationToken = default)
+    {
+        var version = (await CurrentVersionAsync(cancellationToken).ConfigureAwait(false) ?? 0) + 1;
+        var entries = new List<TensorEntry>();
+        long total = 0;
+        var index = 0;
+        foreach (var (name, tensor) in tensors)
+        {
+            byte[] bytes;
+            ScalarType type;
+            using (var scope = torch.NewDisposeScope())
+            {
+                var sent = options.TransferType is { } t && tensor.dtype.IsFloatingPoint() && tensor.dtype != t ? tensor.to(t) : tensor;
+                type = sent.dtype;
+                bytes = new byte[sent.nbytes()];
+                sent.CopyBytesTo(bytes);
+            }
+            var chunkCount = Math.Max(1, (bytes.Length + options.ChunkBytes - 1) / options.ChunkBytes);
+            var keys = new string[chunkCount];
+            var hashes = new string[chunkCount];
+            for (var c = 0; c < chunkCount; c++)
+            {
+                var start = c * options.ChunkBytes;
+                var piece = bytes.AsMemory(start, Math.Min(options.ChunkBytes, bytes.Length - start));
+                keys[c] = ChunkKey(version, index, c);
+                hashes[c] = Convert.ToHexString(SHA256.HashData(piece.Span));
+                await blobs.SetAsync(keys[c], piece, cancellationToken).ConfigureAwait(false);
+            }
+            entries.Add(new TensorEntry(name, type, tensor.shape, keys, hashes));
+            total += bytes.Length;
+            index++;
+        }
+        var manifest = new WeightManifest(version, step, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(), entries.ToArray(), total);
+        await blobs.SetAsync(ManifestKey(version), JsonSerializer.SerializeToUtf8Bytes(manifest, Json), cancellationToken).ConfigureAwait(false);
+        await blobs.SetAsync(CurrentKey, BitConverter.GetBytes(version), cancellationToken).ConfigureAwait(false);
+        return manifest;
+    }
+
+    /// <summary>The manifest of <paramref name="version"/>; throws when it is missing or unreadable.</summary>
+    public async Task<WeightManifest> ManifestAsync(long version, CancellationToken cancellationToken = default)
+    {
+        var bytes = await blobs.GetAsync(ManifestKey(version), cancellationToken).ConfigureAwait(false)
+                    ?? throw new WeightIntegrityException($"weights version {version}: no manifest (never published or already deleted)");
+        try
+        {
+            return JsonSerializer.Deserialize<WeightManifest>(bytes, Json) ?? throw new JsonException("null manifest");
+        }
+        catch (JsonException e)
+        {
+            throw new WeightIntegrityException($"weights version {version}: unreadable manifest ({e.Message})");
+        }
+    }
+
+    /// <summary>
+    /// Fetches and verifies every chunk of <paramref name="version"/> and returns its tensors converted to
+    /// <paramref name="dtype"/> (when given) on <paramref name="device"/>; the caller owns them. Any missing or
+    /// corrupt chunk throws <see cref="WeightIntegrityException"/> and no tensor is returned.
+    /// </summary>
+    public async Task<Dictionary<string, Tensor>> LoadAsync(long version, Device? device = null, ScalarType? dtype = null,
+        CancellationToken cancellationToken = default)
+    {
+        var manifest = await ManifestAsync(version, cancellationToken).ConfigureAwait(false);
+        // Tensor by tensor, so that at most one tensor's bytes sit in managed memory; on any failure the
+        // tensors made so far are disposed and the caller keeps its old weights.
+        var result = new Dictionary<string, Tensor>();
+        try
+        {
+            foreach (var entry in manifest.Tensors)
+            {
+                var buffer = await ReadVerifiedAsync(version, entry, cancellationToken).ConfigureAwait(false);
+                var tensor = torch.from_bytes(buffer, entry.Shape, entry.DType, device).DetachFromDisposeScope();
+                if (dtype is { } d && tensor.dtype.IsFloatingPoint() && tensor.dtype != d)
+                {
+                    using var original = tensor;
+                    tensor = original.to(d).DetachFromDisposeScope();
+                }
+                result[entry.Name] = tensor;
+            }
+            return result;
+        }
+        catch
+        {
+            foreach (var t in result.Values) t.Dispose();
+            throw;
+        }
+    }
+
+    private async Task<byte[]> ReadVerifiedAsync(long version, TensorEntry entry, CancellationToken cancellationToken)
+    {
+        var expected = entry.Shape.Aggregate(1L, (a, b) => a * b) * entry.DType.ElementSize();
+        var buffer = new byte[expected];
+        var offset = 0;
+        for (var c = 0; c < entry.Chunks.Length; c++)
+        {
+            var chunk = await blobs.GetAsync(entry.Chunks[c], cancellationToken).ConfigureAwait(false)
+                        ?? throw new WeightIntegrityException($"weights version {version}: chunk {entry.Chunks[c]} of '{entry.Name}' is missing");
+            if (Convert.ToHexString(SHA256.HashData(chunk)) != entry.ChunkSha256[c])
+                throw new WeightIntegrityException($"weights version {version}: chunk {c} of '{entry.Name}' fails its checksum");
+            if (offset + chunk.Length > buffer.Length)
+                throw new WeightIntegrityException($"weights version {version}: '{entry.Name}' has more bytes than its shape needs");
+            chunk.CopyTo(buffer, offset);
+            offset += chunk.Length;
+        }
+        if (offset != buffer.Length)
+            throw new WeightIntegrityException($"weights version {version}: '{entry.Name}' has {offset} bytes, its shape needs {buffer.Length}");
+        return buffer;
+    }
+
+    /// <summary>
+    /// Deletes versions older than every version in <paramref name="heldVersions"/> (what live generators
+    /// hold), always keeping the newest <see cref="WeightStoreOptions.KeepNewest"/>; returns the deleted versions.
+    /// </summary>
+    public async Task<IReadOnlyList<long>> PruneAsync(IReadOnlyCollection<long> heldVersions, CancellationToken cancellationToken = default)
+    {
+        var current = await CurrentVersionAsync(cancellationToken).ConfigureAwait(false);
+        if (current is null) return Array.Empty<long>();
+        var keepFrom = Math.Max(1, current.Value - options.KeepNewest + 1);
+        if (heldVersions.Count > 0) keepFrom = Math.Min(keepFrom, heldVersions.Min());
+        var deleted = new List<long>();
+        for (var v = keepFrom - 1; v >= 1; v--)
+        {
+            var manifestBytes = await blobs.GetAsync(ManifestKey(v), cancellationToken).ConfigureAwait(false);
+            if (manifestBytes is null) break;
+            var manifest = JsonSerializer.Deserialize<WeightManifest>(manifestBytes, Json)!;
+            await blobs.DeleteAsync(manifest.Tensors.SelectMany(t => t.Chunks), cancellationToken).ConfigureAwait(false);
+            await blobs.DeleteAsync(new[] { ManifestKey(v) }, cancellationToken).ConfigureAwait(false);
+            deleted.Add(v);
+        }
+        return deleted;
+    }
+}
