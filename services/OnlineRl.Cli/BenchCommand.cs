@@ -23,7 +23,7 @@ internal static class BenchCommand
     private const double OverheadTarget = 1.1;
 
     /// <summary>The sizes both sides use; serialized (snake_case) as reference.py's argument.</summary>
-    private sealed record Plan(int Threads, int OpIters, int OpRepeats, double WarmupS, int InplaceN, int InplaceIters, int InplaceRepeats,
+    private sealed record Plan(int Threads, double BudgetS, int OpIters, int OpRepeats, double WarmupS, int InplaceN, int InplaceIters, int InplaceRepeats,
         int MatmulN, int MatmulRepeats, MlpPlan Mlp);
 
     private sealed record MlpPlan(int Inputs, int Hidden, int Layers, int Classes, int Batch, int Steps, int Repeats);
@@ -38,13 +38,16 @@ internal static class BenchCommand
     /// </summary>
     private sealed record Metric(string Key, string Label, Unit Unit, double? Target, int Count, int Repeats, bool Parallel = false);
 
+    /// <summary>Blocks per side every row gets, even past its time budget.</summary>
+    private const int MinimumBlocks = 5;
+
     private static readonly TimeSpan SettlePause = TimeSpan.FromMilliseconds(5);
 
     /// <summary>
     /// One row's outcome, in seconds per iteration: each side's fastest block, and the median over the
     /// block pairs (ours, then the reference's right after it) of our time / the reference's time.
     /// </summary>
-    private sealed record Result(double Ours, double? Reference, double? PairedMedianRatio);
+    private sealed record Result(double Ours, double? Reference, double? PairedMedianRatio, int Blocks);
 
     /// <summary>What the reference said about itself at start.</summary>
     private sealed record ReferenceInfo(string TorchVersion, int Threads, string? Library);
@@ -63,9 +66,9 @@ internal static class BenchCommand
 
         var threads = torch.get_num_threads(); // all cores, or ONLINERL_NUM_THREADS
         var plan = quick
-            ? new Plan(threads, OpIters: 1_000, OpRepeats: 30, WarmupS: 0.1, InplaceN: 1 << 18, InplaceIters: 100, InplaceRepeats: 10, MatmulN: 1024, MatmulRepeats: 8,
+            ? new Plan(threads, BudgetS: 1.0, OpIters: 1_000, OpRepeats: 30, WarmupS: 0.1, InplaceN: 1 << 18, InplaceIters: 100, InplaceRepeats: 10, MatmulN: 1024, MatmulRepeats: 8,
                 new MlpPlan(Inputs: 128, Hidden: 256, Layers: 2, Classes: 10, Batch: 64, Steps: 5, Repeats: 10))
-            : new Plan(threads, OpIters: 2_000, OpRepeats: 200, WarmupS: 0.3, InplaceN: 1 << 18, InplaceIters: 250, InplaceRepeats: 60, MatmulN: 1024, MatmulRepeats: 40,
+            : new Plan(threads, BudgetS: 8.0, OpIters: 2_000, OpRepeats: 200, WarmupS: 0.3, InplaceN: 1 << 18, InplaceIters: 250, InplaceRepeats: 60, MatmulN: 1024, MatmulRepeats: 40,
                 new MlpPlan(Inputs: 128, Hidden: 256, Layers: 2, Classes: 10, Batch: 64, Steps: 20, Repeats: 40));
         var n = plan.MatmulN;
         var mlp = plan.Mlp;
@@ -101,12 +104,12 @@ internal static class BenchCommand
             using var workloads = new Workloads(plan);
             foreach (var metric in metrics)
             {
-                var result = Measure(metric, workloads.Loop(metric.Key), plan.WarmupS, ref reference, ref referenceError);
+                var result = Measure(metric, workloads.Loop(metric.Key), plan, ref reference, ref referenceError);
                 results[metric.Key] = result;
                 var line = $"  {metric.Label}: ours {Format(metric, result.Ours, plan)}";
                 if (result.Reference is { } other)
                     line += $", reference {Format(metric, other, plan)}, ratio {result.Ours / other:F2} (paired median {result.PairedMedianRatio:F2})";
-                Console.WriteLine(line);
+                Console.WriteLine($"{line}  [{clock.Elapsed.TotalSeconds:F0}s]");
             }
         }
         finally
@@ -135,13 +138,14 @@ internal static class BenchCommand
     }
 
     /// <summary>
-    /// Warms both sides up, then times <see cref="Metric.Repeats"/> blocks of <see cref="Metric.Count"/>
+    /// Warms both sides up, then times up to <see cref="Metric.Repeats"/> blocks (within the plan's time budget) of <see cref="Metric.Count"/>
     /// iterations each, alternating ours and the reference's. The reference timing is null when it is
     /// unavailable or failed on the way.
     /// </summary>
-    private static Result Measure(Metric metric, Action<int> loop, double warmupSeconds,
+    private static Result Measure(Metric metric, Action<int> loop, Plan plan,
         ref ReferenceProcess? reference, ref string? referenceError)
     {
+        var warmupSeconds = plan.WarmupS;
         // Warm-up: JIT tiering on our side, allocator caches and OpenMP threads on both.
         var warmupBlock = Math.Max(1, metric.Count / 10);
         var end = Stopwatch.GetTimestamp() + (long)(warmupSeconds * Stopwatch.Frequency);
@@ -152,7 +156,9 @@ internal static class BenchCommand
 
         var ourBlocks = new List<double>();
         var referenceBlocks = new List<double>();
-        for (var r = 0; r < metric.Repeats; r++)
+        // A busy machine can make OpenMP workloads very slow; the time budget keeps the whole run bounded.
+        var budgetEnd = Stopwatch.GetTimestamp() + (long)(plan.BudgetS * Stopwatch.Frequency);
+        for (var r = 0; r < metric.Repeats && (r < MinimumBlocks || Stopwatch.GetTimestamp() < budgetEnd); r++)
         {
             if (metric.Parallel) Thread.Sleep(SettlePause);
             var start = Stopwatch.GetTimestamp();
@@ -162,10 +168,10 @@ internal static class BenchCommand
             if (Guard(ref reference, ref referenceError, p => p.Run(metric.Key, metric.Count)) is { } seconds)
                 referenceBlocks.Add(seconds / metric.Count);
         }
-        if (referenceBlocks.Count != ourBlocks.Count) return new Result(ourBlocks.Min(), null, null);
+        if (referenceBlocks.Count != ourBlocks.Count) return new Result(ourBlocks.Min(), null, null, ourBlocks.Count);
         var ratios = ourBlocks.Zip(referenceBlocks, (mine, theirs) => mine / theirs).Order().ToArray();
         var median = ratios.Length % 2 == 1 ? ratios[ratios.Length / 2] : (ratios[ratios.Length / 2 - 1] + ratios[ratios.Length / 2]) / 2;
-        return new Result(ourBlocks.Min(), referenceBlocks.Min(), median);
+        return new Result(ourBlocks.Min(), referenceBlocks.Min(), median, ourBlocks.Count);
     }
 
     /// <summary>Runs one reference request; on failure records why, shuts the reference down and returns null.</summary>
@@ -440,11 +446,11 @@ internal static class BenchCommand
         text.AppendLine(CultureInfo.InvariantCulture, $"- Load average (1 min): {load.Before:F2} before, {load.After:F2} after (the bench itself adds about 1){busyNote}");
         text.AppendLine(CultureInfo.InvariantCulture, $"- .NET {Environment.Version}; reference: {referenceSource}");
         text.AppendLine(CultureInfo.InvariantCulture,
-            $"- Method: after a warm-up of {plan.WarmupS:F1}s per side, timed blocks of ours and of the reference (a Python subprocess asked to time one block at a time) alternate, so a busy machine slows both alike. \"ours\" and \"reference\" are each side's fastest block (minimum time per iteration); \"ratio\" compares those; \"paired median\" is the median over block pairs of ours / the reference block right after it. Per-op rows: {plan.OpRepeats} blocks of {plan.OpIters:N0} calls; C# disposes each result with `using var` (the scope row instead opens and closes one DisposeScope around each call), Python drops its reference. In-place add: {plan.InplaceRepeats} blocks of {plan.InplaceIters}. Rows that use libtorch's OpenMP threads (in-place add, matmul, MLP) pause {SettlePause.TotalMilliseconds:F0} ms before each block so the other side's spinning OpenMP threads go idle first. Matmul: {plan.MatmulRepeats} single calls. MLP: {plan.Mlp.Repeats} blocks of {plan.Mlp.Steps} steps (zero_grad to None, forward with ReLU, cross entropy, backward, AdamW; C# with one DisposeScope per step and the binding's native AdamW, Python torch.optim.AdamW with foreach=False).");
+            $"- Method: after a warm-up of {plan.WarmupS:F1}s per side, timed blocks of ours and of the reference (a Python subprocess asked to time one block at a time) alternate, so a busy machine slows both alike. \"ours\" and \"reference\" are each side's fastest block (minimum time per iteration); \"ratio\" compares those; \"paired median\" is the median over block pairs of ours / the reference block right after it. Each row stops adding blocks after {plan.BudgetS:F0}s (at least {MinimumBlocks}); \"blocks\" says how many pairs it got. Per-op rows: up to {plan.OpRepeats} blocks of {plan.OpIters:N0} calls; C# disposes each result with `using var` (the scope row instead opens and closes one DisposeScope around each call), Python drops its reference. In-place add: up to {plan.InplaceRepeats} blocks of {plan.InplaceIters}. Rows that use libtorch's OpenMP threads (in-place add, matmul, MLP) pause {SettlePause.TotalMilliseconds:F0} ms before each block so the other side's spinning OpenMP threads go idle first. Matmul: up to {plan.MatmulRepeats} single calls. MLP: up to {plan.Mlp.Repeats} blocks of {plan.Mlp.Steps} steps (zero_grad to None, forward with ReLU, cross entropy, backward, AdamW; C# with one DisposeScope per step and the binding's native AdamW, Python torch.optim.AdamW with foreach=False).");
         text.AppendLine("- Ratio = our time / reference time (for GFLOP/s: reference GFLOP/s / ours), so <= 1.0 means we are as fast or faster.");
         text.AppendLine();
-        text.AppendLine("| metric | ours | reference | ratio | target | paired median |");
-        text.AppendLine("|---|---:|---:|---:|---|---:|");
+        text.AppendLine("| metric | ours | reference | ratio | target | paired median | blocks |");
+        text.AppendLine("|---|---:|---:|---:|---|---:|---:|");
         foreach (var metric in metrics)
         {
             var result = results[metric.Key];
@@ -458,7 +464,7 @@ internal static class BenchCommand
                 { } goal => $"<= {goal:F1}: {(ratio <= goal ? "met" : "MISSED")}",
             };
             text.AppendLine(CultureInfo.InvariantCulture,
-                $"| {metric.Label} | {Format(metric, result.Ours, plan)} | {referenceText} | {Ratio(ratio)} | {target} | {Ratio(result.PairedMedianRatio)} |");
+                $"| {metric.Label} | {Format(metric, result.Ours, plan)} | {referenceText} | {Ratio(ratio)} | {target} | {Ratio(result.PairedMedianRatio)} | {result.Blocks} |");
         }
         return text.ToString();
     }

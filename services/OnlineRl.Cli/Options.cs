@@ -58,6 +58,18 @@ internal sealed class Options
         catch (OverflowException) { throw new UsageException($"--{name}: '{text}' is out of range"); }
     }
 
+    /// <summary>Options no part of the command has read yet, by name (for pass-through overrides).</summary>
+    public IReadOnlyDictionary<string, string> Unread()
+    {
+        var unread = values.Where(kv => !read.Contains(kv.Key)).ToList();
+        foreach (var (key, value) in unread)
+        {
+            if (value is null) throw new UsageException($"--{key} needs a value");
+            read.Add(key);
+        }
+        return unread.ToDictionary(kv => kv.Key, kv => kv.Value!);
+    }
+
     /// <summary>Fails on options that no part of the command read.</summary>
     public void RejectUnknown()
     {

@@ -104,6 +104,7 @@ internal static class ContractValidator
         if (Envelope(m, p) is { } e) return e;
         if (m.Version < 0) return Invalid($"{p}version: {m.Version} is negative");
         if (m.Step < 0) return Invalid($"{p}step: {m.Step} is negative");
+        if (m.RetiredPrompts < 0) return Invalid($"{p}retired_prompts: {m.RetiredPrompts} is negative");
         if (m.Weights.IsEmpty && string.IsNullOrWhiteSpace(m.ManifestLocation))
             return Invalid($"{p}manifest_location: empty and no inline weights");
         if (m.Checksum.Length == 0)

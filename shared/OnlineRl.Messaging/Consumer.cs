@@ -30,7 +30,7 @@ public sealed record ConsumerOptions
     public MessageCodec? Codec { get; init; }
 }
 
-/// <summary>What <see cref="Consumer{T}.ProcessAsync"/> did with a message.</summary>
+/// <summary>What <c>Consumer.ProcessAsync</c> did with a message.</summary>
 public enum ConsumeOutcome
 {
     /// <summary>The handler succeeded; the message was acknowledged.</summary>
@@ -41,6 +41,8 @@ public enum ConsumeOutcome
 
     /// <summary>The handler failed; the message was given back for redelivery.</summary>
     Retried,
+    /// <summary>The handler kept the message: it acknowledges it itself later (e.g. after a training step).</summary>
+    Kept,
 }
 
 /// <summary>
@@ -127,8 +129,28 @@ public sealed partial class Consumer<T> where T : class, IMessage<T>, IContractM
     /// <param name="message">The message.</param>
     /// <param name="handler">The handler.</param>
     /// <param name="cancellationToken">Cancels processing; a cancelled message is given back, not lost.</param>
-    public async Task<ConsumeOutcome> ProcessAsync(IEventSubscription subscription, BusMessage message,
+    public Task<ConsumeOutcome> ProcessAsync(IEventSubscription subscription, BusMessage message,
         Func<T, BusMessage, CancellationToken, ValueTask> handler, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(handler);
+        return ProcessAsync(subscription, message, async (value, raw, ct) =>
+        {
+            await handler(value, raw, ct).ConfigureAwait(false);
+            return true;
+        }, cancellationToken);
+    }
+
+    /// <summary>
+    /// Like the other overload, but the handler decides when the message is acknowledged: returning true
+    /// acknowledges it now; false means the handler keeps it and acknowledges it on the subscription itself
+    /// once its work is durable (the learner acknowledges scored groups only after the step that used them).
+    /// </summary>
+    /// <param name="subscription">The subscription the message came from.</param>
+    /// <param name="message">The message.</param>
+    /// <param name="handler">The handler; returns whether to acknowledge now.</param>
+    /// <param name="cancellationToken">Cancels processing; a cancelled message is given back, not lost.</param>
+    public async Task<ConsumeOutcome> ProcessAsync(IEventSubscription subscription, BusMessage message,
+        Func<T, BusMessage, CancellationToken, ValueTask<bool>> handler, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(subscription);
         ArgumentNullException.ThrowIfNull(message);
@@ -148,9 +170,10 @@ public sealed partial class Consumer<T> where T : class, IMessage<T>, IContractM
             return await DeadLetterAsync(subscription, message, null, ReasonTag(decoded.ErrorKind), decoded.Error,
                 cancellationToken).ConfigureAwait(false);
 
+        bool acknowledgeNow;
         try
         {
-            await handler(decoded.Value, message, cancellationToken).ConfigureAwait(false);
+            acknowledgeNow = await handler(decoded.Value, message, cancellationToken).ConfigureAwait(false);
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
@@ -171,8 +194,9 @@ public sealed partial class Consumer<T> where T : class, IMessage<T>, IContractM
                 cancellationToken).ConfigureAwait(false);
         }
 
-        await subscription.AckAsync(message, CancellationToken.None).ConfigureAwait(false);
         _metrics.Consumed(Topic, GroupId);
+        if (!acknowledgeNow) return ConsumeOutcome.Kept;
+        await subscription.AckAsync(message, CancellationToken.None).ConfigureAwait(false);
         return ConsumeOutcome.Handled;
     }
 

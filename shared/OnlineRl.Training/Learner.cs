@@ -297,8 +297,8 @@ public sealed class Learner : IDisposable
         metrics["pairs"] = pairs.Length;
         if (pairs.Length == 0) return true;
         var device = policy.Device;
-        var chosenRows = torch.tensor(pairs.Select(p => (long)(p.Group * batch.GroupSize + p.Chosen)).ToArray(), device: device);
-        var rejectedRows = torch.tensor(pairs.Select(p => (long)(p.Group * batch.GroupSize + p.Rejected)).ToArray(), device: device);
+        var chosenRows = torch.tensor(pairs.Select(p => (long)p.Chosen).ToArray(), device: device);
+        var rejectedRows = torch.tensor(pairs.Select(p => (long)p.Rejected).ToArray(), device: device);
         var rows = torch.cat(new[] { chosenRows, rejectedRows });
         var ids = batch.Ids.index_select(0, rows);
         var attention = batch.AttentionMask.index_select(0, rows);

@@ -8,7 +8,7 @@ Commands (JSON on stdout):
   make DIR SEED          write a random small Qwen2-style checkpoint (config.json + model.safetensors)
   forward DIR IDS_JSON   logits for a batch of equal-length id lists: {"logits": [[[...]]]}
   generate DIR JSON      benchmark generation: {"batch", "prompt_len", "new_tokens", "threads"} ->
-                         {"seconds", "tokens_per_second"}
+                         {"seconds", "tokens_per_second", "peak_rss_mb"}
 """
 import json, math, struct, sys, time
 import torch
@@ -176,7 +176,9 @@ def main():
                     pos += 1
                 best = min(best, time.perf_counter() - begin)
         total = spec["batch"] * spec["new_tokens"]
-        print(json.dumps({"seconds": best, "tokens_per_second": total / best}))
+        import resource
+        peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(json.dumps({"seconds": best, "tokens_per_second": total / best, "peak_rss_mb": peak_mb}))
     else:
         raise SystemExit(f"unknown command {command}")
 

@@ -1,0 +1,168 @@
+using System.Globalization;
+using OnlineRl.Model;
+using OnlineRl.Pipeline;
+using OnlineRl.Rewards;
+using OnlineRl.Tokenizers;
+using OnlineRl.Torch;
+using OnlineRl.Training;
+
+namespace OnlineRl.Cli;
+
+/// <summary>`tokenize`, `init-model`, `generate` and `sft`: tools around the policy model.</summary>
+internal static class ModelCommands
+{
+    private static readonly CultureInfo Invariant = CultureInfo.InvariantCulture;
+
+    private static ITokenizer TokenizerFrom(Options options)
+    {
+        var spec = options.String("tokenizer", "");
+        if (spec.Length == 0) throw new UsageException("--tokenizer is required: a model or tokenizer directory, 'char:ALPHABET' or 'byte'");
+        if (spec == "byte") return new ByteTokenizer();
+        if (spec.StartsWith("char:", StringComparison.Ordinal)) return new CharTokenizer(spec[5..]);
+        if (!Directory.Exists(spec)) throw new UsageException($"--tokenizer: directory not found: {spec}");
+        return ModelTokenizers.Load(spec);
+    }
+
+    /// <summary>Text (or each line of a file) to token ids, one line of ids per input.</summary>
+    public static int Tokenize(Options options)
+    {
+        var tokenizer = TokenizerFrom(options);
+        var text = options.String("text", "");
+        var file = options.String("file", "");
+        var decode = options.Flag("decode");
+        options.RejectUnknown();
+        if ((text.Length == 0) == (file.Length == 0)) throw new UsageException("give exactly one of --text TEXT or --file FILE");
+        if (file.Length > 0 && !File.Exists(file)) throw new UsageException($"--file: not found: {file}");
+        var inputs = text.Length > 0 ? new[] { text } : File.ReadLines(file);
+        foreach (var input in inputs)
+        {
+            if (decode)
+            {
+                var ids = input.Split(' ', StringSplitOptions.RemoveEmptyEntries).Select(s => int.Parse(s, Invariant)).ToArray();
+                Console.WriteLine(tokenizer.Decode(ids));
+            }
+            else
+            {
+                Console.WriteLine(string.Join(' ', tokenizer.Encode(input)));
+            }
+        }
+        return 0;
+    }
+
+    /// <summary>A randomly initialised model of any size, written as a Hugging Face style checkpoint.</summary>
+    public static int InitModel(Options options)
+    {
+        var output = options.String("out", "");
+        var tokenizerSpec = options.String("tokenizer", "byte");
+        var hidden = options.Int("hidden-size", 256);
+        var layers = options.Int("layers", 4);
+        var heads = options.Int("heads", 4);
+        var kvHeads = options.Int("kv-heads", heads);
+        var intermediate = options.Int("intermediate-size", hidden * 8 / 3 / 64 * 64 + 64);
+        var maxPositions = options.Int("max-positions", 1024);
+        var dtype = options.String("dtype", "float32");
+        var seed = options.Long("seed", 0);
+        var qkvBias = options.Flag("qkv-bias");
+        var untied = options.Flag("untied");
+        options.RejectUnknown();
+        if (output.Length == 0) throw new UsageException("--out DIR is required");
+        var tokenizer = tokenizerSpec == "byte" ? new ByteTokenizer()
+            : tokenizerSpec.StartsWith("char:", StringComparison.Ordinal) ? new CharTokenizer(tokenizerSpec[5..])
+            : ModelTokenizers.Load(tokenizerSpec);
+        var config = new ModelConfig
+        {
+            ModelType = qkvBias ? "qwen2" : "llama", VocabSize = tokenizer.VocabSize, HiddenSize = hidden, IntermediateSize = intermediate,
+            NumLayers = layers, NumHeads = heads, NumKvHeads = kvHeads, HeadDim = heads > 0 ? hidden / heads : 0, AttentionBias = qkvBias,
+            TieWordEmbeddings = !untied, MaxPositionEmbeddings = maxPositions, BosTokenId = tokenizer.BosId, EosTokenId = tokenizer.EosId,
+            TorchDtype = dtype,
+        };
+        try
+        {
+            config.Validate();
+        }
+        catch (InvalidDataException e)
+        {
+            throw new UsageException(e.Message);
+        }
+        torch.manual_seed(seed);
+        using var model = new TransformerModel(config, ScalarType.Float32);
+        Checkpoint.Save(model, output, dtype: config.WeightType);
+        ModelTokenizers.SaveWithModel(tokenizer, tokenizerSpec, output);
+        Console.WriteLine($"wrote {output}: {config.ModelType}, {model.parameter_count():N0} parameters ({config.TorchDtype}), vocabulary {config.VocabSize}");
+        return 0;
+    }
+
+    /// <summary>Completions of a prompt with per-token log-probs.</summary>
+    public static int Generate(Options options)
+    {
+        var modelDir = options.String("model", "");
+        var prompt = options.String("prompt", "");
+        var chat = options.Flag("chat");
+        var sampling = new SamplingOptions
+        {
+            CompletionsPerPrompt = options.Int("n", 1), MaxNewTokens = options.Int("max-new-tokens", 64),
+            Temperature = options.Double("temperature", 1.0), TopK = options.Int("top-k", 0), TopP = options.Double("top-p", 1.0),
+            Seed = options.Long("seed", 0),
+        };
+        var device = Device.Parse(options.String("device", "cpu"));
+        options.RejectUnknown();
+        if (modelDir.Length == 0 || prompt.Length == 0) throw new UsageException("--model DIR and --prompt TEXT are required");
+        var tokenizer = ModelTokenizers.Load(modelDir);
+        using var model = Checkpoint.Load(modelDir, ScalarType.Float32, device);
+        var ids = chat && tokenizer is ByteLevelBpeTokenizer bpe
+            ? QwenChatTemplate.Encode(bpe, new[] { ChatMessage.User(prompt) }, addGenerationPrompt: true)
+            : tokenizer.Encode(prompt);
+        var stops = new[] { tokenizer.EosId, model.Config.EosTokenId, tokenizer.TokenToId("<|im_end|>") }.OfType<int>().Distinct().ToArray();
+        var completions = Sampler.Generate(model, new[] { ids }, sampling with { StopTokenIds = stops });
+        foreach (var (c, i) in completions.Select((c, i) => (c, i)))
+        {
+            Console.WriteLine($"--- completion {i + 1} ({c.TokenIds.Length} tokens, {c.Finish.ToString().ToLowerInvariant()}, log-prob {c.LogProbs.Sum():F3})");
+            Console.WriteLine(tokenizer.Decode(c.TokenIds, skipSpecialTokens: true));
+            Console.WriteLine("ids:      " + string.Join(' ', c.TokenIds));
+            Console.WriteLine("logprobs: " + string.Join(' ', c.LogProbs.Select(l => l.ToString("F4", Invariant))));
+        }
+        return 0;
+    }
+
+    /// <summary>Supervised fine-tuning of a new small model on the addition task, or of a checkpoint on prompt/answer JSONL.</summary>
+    public static int Sft(Options options)
+    {
+        var output = options.String("out", "");
+        var dataset = options.String("data", "");
+        var modelDir = options.String("model", "");
+        var sft = new SftOptions
+        {
+            Steps = options.Int("steps", 200), LearningRate = options.Double("lr", 1e-3), ExamplesPerStep = options.Int("batch", 256),
+            RowLength = options.Int("row-length", 128), Seed = options.Long("seed", 1), WarmupSteps = options.Int("warmup", 20),
+        };
+        var loraRank = options.Int("lora-rank", 0);
+        options.RejectUnknown();
+        if (output.Length == 0) throw new UsageException("--out DIR is required");
+        torch.manual_seed(sft.Seed);
+        var config = RunConfig.Load(null, new Dictionary<string, string>
+        {
+            ["model.checkpoint"] = modelDir, ["task.kind"] = dataset.Length > 0 ? "jsonl" : "addition", ["task.path"] = dataset,
+        });
+        var tokenizer = PolicySetup.Tokenizer(config);
+        var tasks = TaskSource.Create(config.Task, sft.Seed, Console.WriteLine);
+        using var model = PolicySetup.Create(config, tokenizer, ModelHeads.None, Device.CPU);
+        if (loraRank > 0) LoraAdapters.Attach(model, LoraConfig.Default with { Rank = loraRank });
+        var eos = tokenizer.EosId is { } e ? new[] { e } : Array.Empty<int>();
+        var examples = Enumerable.Range(0, 20_000).Select(i => tasks.Training(i))
+            .Select(t => new SftExample(tokenizer.Encode(t.Prompt), tokenizer.Encode(t.Answer).Concat(eos).ToArray())).ToList();
+        Console.WriteLine($"SFT: {model.parameter_count():N0} parameters, {examples.Count} examples, {sft.Steps} steps");
+        var every = Math.Max(1, sft.Steps / 20);
+        SupervisedFineTuning.Train(model, examples, sft, s =>
+        {
+            if (s.Step % every == 0 || s.Step == sft.Steps)
+                Console.WriteLine($"step {s.Step,5}/{sft.Steps}  loss {s.Loss:F4}  lr {s.LearningRate:E2}  grad-norm {s.GradNorm:F2}  {s.TokensPerSecond:F0} tok/s");
+        });
+        if (loraRank > 0) LoraAdapters.Merge(model);
+        var accuracy = Evaluation.GreedyAccuracy(model, tasks.HeldOut.Select(t => tokenizer.Encode(t.Prompt)).ToList(),
+            tasks.HeldOut.Select(t => t.Answer).ToList(), x => tokenizer.Decode(x.ToArray(), skipSpecialTokens: true), 16, eos);
+        Checkpoint.Save(model, output);
+        ModelTokenizers.SaveWithModel(tokenizer, modelDir.Length > 0 ? modelDir : null, output);
+        Console.WriteLine($"held-out greedy accuracy {accuracy:P1} on {tasks.HeldOut.Count} problems; wrote {output}");
+        return 0;
+    }
+}

@@ -1,0 +1,279 @@
+using System.Diagnostics;
+using System.Threading.Channels;
+using OnlineRl.Contracts;
+using OnlineRl.Messaging;
+using OnlineRl.Model;
+using OnlineRl.Rewards;
+using OnlineRl.Tokenizers;
+using OnlineRl.Torch;
+using OnlineRl.Weights;
+
+namespace OnlineRl.Pipeline;
+
+/// <summary>
+/// Publishes prompts with admission control: at most <c>inFlightLimit</c> prompts that the learner has
+/// not yet retired (trained on or dropped), so generators never run further ahead than the allowed
+/// policy lag. The learner's policy announcements carry the retired count.
+/// </summary>
+public sealed class FeederWorker(IEventBus bus, TaskSource tasks, ITokenizer tokenizer, string runId, long inFlightLimit)
+{
+    private readonly Publisher publisher = new(bus);
+    private long published;
+
+    /// <summary>Prompts published so far (the next training index).</summary>
+    public long Published => Interlocked.Read(ref published);
+
+    /// <summary>Runs until cancelled.</summary>
+    public async Task RunAsync(CancellationToken cancellationToken)
+    {
+        var announcements = bus.Subscribe(Topics.Policy, $"feeder-{runId}", "feeder");
+        await using var _ = announcements.ConfigureAwait(false);
+        long retired = 0;
+        while (true)
+        {
+            while (Published < retired + inFlightLimit)
+            {
+                var item = tasks.Training(Published);
+                var prompt = new PromptMessage
+                {
+                    PromptId = $"{item.Id}#{Published}", Text = item.Prompt, Dataset = item.Id.Split('-')[0], DatasetIndex = Published,
+                };
+                prompt.TokenIds.AddRange(tokenizer.Encode(item.Prompt));
+                prompt.Metadata["answer"] = item.Answer;
+                await publisher.PublishAsync(Topics.Prompts, prompt.Stamp(runId), prompt.PromptId, cancellationToken: cancellationToken).ConfigureAwait(false);
+                Interlocked.Increment(ref published);
+            }
+            var message = await announcements.ReceiveAsync(cancellationToken).ConfigureAwait(false);
+            var decoded = MessageCodec.Default.Decode<PolicyVersion>(message.Payload.Span);
+            if (decoded.Ok) retired = Math.Max(retired, decoded.Value!.RetiredPrompts);
+            await announcements.AckAsync(message, cancellationToken).ConfigureAwait(false);
+        }
+    }
+}
+
+/// <summary>
+/// Samples G completions per prompt with its own copy of the policy, batching up to
+/// <c>batchPrompts</c> prompts per generation call, and swaps in newer weights between batches.
+/// </summary>
+public sealed class GeneratorWorker
+{
+    private readonly IEventBus bus;
+    private readonly WeightStore store;
+    private readonly TransformerModel model;
+    private readonly ITokenizer tokenizer;
+    private readonly SamplingSection sampling;
+    private readonly string runId;
+    private readonly int batchPrompts;
+    private readonly long seed;
+    private readonly Publisher publisher;
+    private long announced;
+    private long batches;
+
+    /// <summary>Creates the worker around <paramref name="model"/>, which holds weights version <paramref name="heldVersion"/>.</summary>
+    public GeneratorWorker(IEventBus bus, WeightStore store, TransformerModel model, ITokenizer tokenizer, SamplingSection sampling,
+        string runId, string generatorId, long heldVersion, int batchPrompts = 16, long seed = 0)
+    {
+        this.bus = bus;
+        this.store = store;
+        this.model = model;
+        this.tokenizer = tokenizer;
+        this.sampling = sampling;
+        this.runId = runId;
+        GeneratorId = generatorId;
+        this.batchPrompts = batchPrompts;
+        this.seed = seed;
+        HeldVersion = heldVersion;
+        announced = heldVersion;
+        publisher = new Publisher(bus);
+    }
+
+    /// <summary>This generator's id.</summary>
+    public string GeneratorId { get; }
+
+    /// <summary>The weights version this generator samples with.</summary>
+    public long HeldVersion { get; private set; }
+
+    /// <summary>Weight versions refused because they failed verification.</summary>
+    public long RejectedVersions { get; private set; }
+
+    /// <summary>Runs until cancelled.</summary>
+    public async Task RunAsync(CancellationToken cancellationToken)
+    {
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var prompts = Channel.CreateBounded<(PromptMessage Prompt, BusMessage Raw, IEventSubscription From)>(batchPrompts);
+        var watcher = WatchPolicyAsync(linked.Token);
+        var pump = PumpPromptsAsync(prompts.Writer, linked.Token);
+        try
+        {
+            while (true)
+            {
+                var first = await prompts.Reader.ReadAsync(linked.Token).ConfigureAwait(false);
+                var batch = new List<(PromptMessage Prompt, BusMessage Raw, IEventSubscription From)> { first };
+                while (batch.Count < batchPrompts && prompts.Reader.TryRead(out var more)) batch.Add(more);
+                await SwapWeightsIfNewerAsync(linked.Token).ConfigureAwait(false);
+                await GenerateAsync(batch, linked.Token).ConfigureAwait(false);
+            }
+        }
+        finally
+        {
+            await linked.CancelAsync().ConfigureAwait(false);
+            await Task.WhenAll(watcher.ContinueWith(_ => { }, TaskScheduler.Default), pump.ContinueWith(_ => { }, TaskScheduler.Default)).ConfigureAwait(false);
+        }
+    }
+
+    private async Task WatchPolicyAsync(CancellationToken cancellationToken)
+    {
+        var subscription = bus.Subscribe(Topics.Policy, $"generator-{GeneratorId}", GeneratorId);
+        await using var _ = subscription.ConfigureAwait(false);
+        while (true)
+        {
+            var message = await subscription.ReceiveAsync(cancellationToken).ConfigureAwait(false);
+            var decoded = MessageCodec.Default.Decode<PolicyVersion>(message.Payload.Span);
+            if (decoded.Ok) InterlockedMax(ref announced, decoded.Value!.Version);
+            await subscription.AckAsync(message, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    private static void InterlockedMax(ref long target, long value)
+    {
+        long current;
+        while ((current = Interlocked.Read(ref target)) < value && Interlocked.CompareExchange(ref target, value, current) != current) { }
+    }
+
+    private async Task PumpPromptsAsync(ChannelWriter<(PromptMessage, BusMessage, IEventSubscription)> writer, CancellationToken cancellationToken)
+    {
+        var consumer = new Consumer<PromptMessage>(bus, Topics.Prompts, "generators", GeneratorId,
+            new ConsumerOptions { ServiceId = GeneratorId, Stage = "generator", RunId = runId });
+        var subscription = bus.Subscribe(Topics.Prompts, "generators", GeneratorId);
+        await using var _ = subscription.ConfigureAwait(false);
+        while (true)
+        {
+            var message = await subscription.ReceiveAsync(cancellationToken).ConfigureAwait(false);
+            await consumer.ProcessAsync(subscription, message, async (prompt, raw, ct) =>
+            {
+                // Checked here so that a bad prompt is dead-lettered with its reason instead of failing a whole batch.
+                if (prompt.TokenIds.Count == 0 || prompt.TokenIds.Any(t => t >= model.Config.VocabSize))
+                    throw new InvalidDataException($"prompt {prompt.PromptId}: token ids are empty or outside the model's vocabulary");
+                if (prompt.TokenIds.Count + sampling.MaxNewTokens > model.Config.MaxPositionEmbeddings)
+                    throw new InvalidDataException($"prompt {prompt.PromptId}: {prompt.TokenIds.Count} tokens + {sampling.MaxNewTokens} new exceed the model's {model.Config.MaxPositionEmbeddings} positions");
+                await writer.WriteAsync((prompt, raw, subscription), ct).ConfigureAwait(false);
+                return false;
+            }, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    private async Task SwapWeightsIfNewerAsync(CancellationToken cancellationToken)
+    {
+        var newest = Interlocked.Read(ref announced);
+        if (newest <= HeldVersion) return;
+        Dictionary<string, Tensor> weights;
+        try
+        {
+            weights = await store.LoadAsync(newest, model.Device, model.DType, cancellationToken).ConfigureAwait(false);
+        }
+        catch (WeightIntegrityException)
+        {
+            // Keep sampling with the weights we have; a later version may verify.
+            RejectedVersions++;
+            return;
+        }
+        try
+        {
+            var own = model.state_dict();
+            var unknown = weights.Keys.Where(k => !own.ContainsKey(k)).ToList();
+            if (unknown.Count > 0) throw new InvalidDataException($"weights version {newest} has tensors this model lacks: {string.Join(", ", unknown.Take(3))}");
+            model.load_state_dict(weights, strict: false);
+            HeldVersion = newest;
+        }
+        finally
+        {
+            foreach (var t in weights.Values) t.Dispose();
+        }
+    }
+
+    private async Task GenerateAsync(List<(PromptMessage Prompt, BusMessage Raw, IEventSubscription From)> batch, CancellationToken cancellationToken)
+    {
+        var batchSeed = seed * 1_000_003 + Interlocked.Increment(ref batches);
+        var options = new SamplingOptions
+        {
+            CompletionsPerPrompt = sampling.GroupSize, MaxNewTokens = sampling.MaxNewTokens, Temperature = sampling.Temperature,
+            TopK = sampling.TopK, TopP = sampling.TopP, Seed = batchSeed,
+            StopTokenIds = tokenizer.EosId is { } eos ? new[] { eos } : Array.Empty<int>(),
+        };
+        var clock = Stopwatch.StartNew();
+        var completions = Sampler.Generate(model, batch.Select(b => b.Prompt.TokenIds.ToArray()).ToList(), options);
+        var generateMs = clock.Elapsed.TotalMilliseconds;
+        for (var i = 0; i < batch.Count; i++)
+        {
+            var prompt = batch[i].Prompt;
+            var group = new RolloutGroup
+            {
+                Prompt = prompt, PolicyVersion = HeldVersion, GeneratorId = GeneratorId,
+                Sampling = new SamplingParams
+                {
+                    Temperature = (float)sampling.Temperature, TopK = sampling.TopK, TopP = (float)sampling.TopP,
+                    MaxNewTokens = sampling.MaxNewTokens, Seed = (ulong)batchSeed,
+                },
+                Timings = new RolloutTimings
+                {
+                    GenerateMs = generateMs / batch.Count,
+                    QueueMs = Math.Max(0, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() - prompt.CreatedAtUnixMs - generateMs),
+                },
+            };
+            foreach (var c in completions.Where(c => c.PromptIndex == i))
+            {
+                var completion = new OnlineRl.Contracts.Completion
+                {
+                    Text = tokenizer.Decode(c.TokenIds, skipSpecialTokens: true),
+                    FinishReason = c.Finish == Model.FinishReason.Stop ? Contracts.FinishReason.Stop : Contracts.FinishReason.Length,
+                };
+                completion.TokenIds.AddRange(c.TokenIds);
+                completion.Logprobs.AddRange(c.LogProbs);
+                group.Completions.Add(completion);
+            }
+            await publisher.PublishAsync(Topics.Rollouts, group.Stamp(runId), prompt.PromptId, cancellationToken: cancellationToken).ConfigureAwait(false);
+            await batch[i].From.AckAsync(batch[i].Raw, cancellationToken).ConfigureAwait(false);
+        }
+    }
+}
+
+/// <summary>Attaches rule rewards to rollout groups.</summary>
+public sealed class ScorerWorker(IEventBus bus, WeightedReward reward, string runId, string scorerId)
+{
+    /// <summary>Version string written into every scored group.</summary>
+    public const string Version = "rules-1";
+
+    private readonly Publisher publisher = new(bus);
+
+    /// <summary>Runs until cancelled.</summary>
+    public Task RunAsync(CancellationToken cancellationToken)
+    {
+        var consumer = new Consumer<RolloutGroup>(bus, Topics.Rollouts, "scorers", scorerId,
+            new ConsumerOptions { ServiceId = scorerId, Stage = "scorer", RunId = runId });
+        return consumer.RunAsync(async (group, _, ct) =>
+        {
+            var scored = new ScoredGroup { Rollout = group, ScorerId = scorerId, ScorerVersion = Version };
+            var metadata = group.Prompt.Metadata;
+            var components = reward.ComponentNames.ToDictionary(n => n, _ => new FloatList());
+            foreach (var completion in group.Completions)
+            {
+                var (total, parts) = reward.Score(new RewardInput(group.Prompt.Text, completion.Text, metadata, completion.TokenIds.Count));
+                scored.Rewards.Add((float)total);
+                foreach (var (name, value) in parts) components[name].Values.Add((float)value);
+            }
+            foreach (var (name, list) in components) scored.RewardComponents[name] = list;
+            await publisher.PublishAsync(Topics.Scored, scored.Stamp(runId), group.Prompt.PromptId, cancellationToken: ct).ConfigureAwait(false);
+        }, cancellationToken);
+    }
+}
+
+/// <summary>Converts contract messages to the learner's input.</summary>
+public static class ScoredGroups
+{
+    /// <summary>The learner's view of a scored group.</summary>
+    public static OnlineRl.Training.ScoredGroupData ToTrainingData(ScoredGroup group) => new(
+        group.Rollout.MessageId,
+        group.Rollout.Prompt.TokenIds.ToArray(),
+        group.Rollout.Completions.Select((c, i) => new OnlineRl.Training.ScoredCompletion(c.TokenIds.ToArray(), c.Logprobs.ToArray(), group.Rewards[i])).ToList(),
+        group.Rollout.PolicyVersion);
+}
