@@ -133,7 +133,7 @@ public sealed partial class Consumer<T> where T : class, IMessage<T>, IContractM
         Func<T, BusMessage, CancellationToken, ValueTask> handler, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(handler);
-        return ProcessAsync(subscription, message, async (value, raw, ct) =>
+        return ProcessDeferredAsync(subscription, message, async (value, raw, ct) =>
         {
             await handler(value, raw, ct).ConfigureAwait(false);
             return true;
@@ -141,7 +141,7 @@ public sealed partial class Consumer<T> where T : class, IMessage<T>, IContractM
     }
 
     /// <summary>
-    /// Like the other overload, but the handler decides when the message is acknowledged: returning true
+    /// Like <see cref="ProcessAsync"/>, but the handler decides when the message is acknowledged: returning true
     /// acknowledges it now; false means the handler keeps it and acknowledges it on the subscription itself
     /// once its work is durable (the learner acknowledges scored groups only after the step that used them).
     /// </summary>
@@ -149,7 +149,7 @@ public sealed partial class Consumer<T> where T : class, IMessage<T>, IContractM
     /// <param name="message">The message.</param>
     /// <param name="handler">The handler; returns whether to acknowledge now.</param>
     /// <param name="cancellationToken">Cancels processing; a cancelled message is given back, not lost.</param>
-    public async Task<ConsumeOutcome> ProcessAsync(IEventSubscription subscription, BusMessage message,
+    public async Task<ConsumeOutcome> ProcessDeferredAsync(IEventSubscription subscription, BusMessage message,
         Func<T, BusMessage, CancellationToken, ValueTask<bool>> handler, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(subscription);

@@ -85,7 +85,7 @@ public sealed class LearnerWorker(IEventBus bus, WeightStore store, Learner lear
                 return; // time limit
             }
             var droppedBefore = DroppedStale;
-            await consumer.ProcessAsync(subscription, message, (group, raw, _) =>
+            await consumer.ProcessDeferredAsync(subscription, message, (group, raw, _) =>
             {
                 if (!seen.Add(group.Rollout.MessageId))
                 {

@@ -149,7 +149,7 @@ public sealed class GeneratorWorker
         while (true)
         {
             var message = await subscription.ReceiveAsync(cancellationToken).ConfigureAwait(false);
-            await consumer.ProcessAsync(subscription, message, async (prompt, raw, ct) =>
+            await consumer.ProcessDeferredAsync(subscription, message, async (prompt, raw, ct) =>
             {
                 // Checked here so that a bad prompt is dead-lettered with its reason instead of failing a whole batch.
                 if (prompt.TokenIds.Count == 0 || prompt.TokenIds.Any(t => t >= model.Config.VocabSize))
