@@ -22,7 +22,8 @@ public sealed class AdditionTask(int maxDigits = 3, long seed = 0)
     /// <summary>Problem number <paramref name="index"/>.</summary>
     public TaskItem Item(long index)
     {
-        var random = new Random(HashCode.Combine(seed, index, maxDigits));
+        // HashCode.Combine is randomised per process; a fixed mix keeps item i the same in every process.
+        var random = new Random(Mix(seed, index, maxDigits));
         long Operand()
         {
             var digits = random.Next(1, maxDigits + 1);
@@ -30,6 +31,16 @@ public sealed class AdditionTask(int maxDigits = 3, long seed = 0)
         }
         long a = Operand(), b = Operand();
         return new TaskItem($"add-{seed}-{index}", $"{a}+{b}=", (a + b).ToString(CultureInfo.InvariantCulture), index);
+    }
+
+    /// <summary>SplitMix64 finaliser over the three inputs, folded to a non-negative int seed.</summary>
+    private static int Mix(long seed, long index, int digits)
+    {
+        var x = unchecked((ulong)seed * 0x9E3779B97F4A7C15UL + (ulong)index * 0xBF58476D1CE4E5B9UL + (ulong)digits);
+        x = unchecked((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9UL);
+        x = unchecked((x ^ (x >> 27)) * 0x94D049BB133111EBUL);
+        x ^= x >> 31;
+        return (int)(x & 0x7FFFFFFF);
     }
 
     /// <summary>Problems start .. start+count-1.</summary>

@@ -100,6 +100,8 @@ public class RewardTests
         Assert.Equal(-1.0, new LengthPenalty(20, 40).Score(Input("x", tokens: 100)));
     }
 
+    private static readonly string[] PinnedFirstProblems = { "323+4=", "1+58=", "190+62=" };
+
     [Fact]
     public void AdditionTaskIsDeterministicAndVerifiable()
     {
@@ -118,6 +120,9 @@ public class RewardTests
             Assert.Equal(1.0, reward.Score(new RewardInput(item.Prompt, item.Answer, new Dictionary<string, string> { ["answer"] = item.Answer }, 3)));
         }
         Assert.Contains(items, i => i.Prompt.Split('+')[0].Length == 1);
+        // The same in every process and on every machine (a held-out set must not change between the SFT
+        // and the RL run): pinned values, recorded once, catch per-process hashing or RNG changes.
+        Assert.Equal(PinnedFirstProblems, new AdditionTask(3, 0).Items(0, 3).Select(i => i.Prompt).ToArray());
         Assert.Contains(items, i => i.Prompt.Split('+')[0].Length == 3);
     }
 }
