@@ -12,6 +12,9 @@ const string Usage = """
               synthetic "a+b=" task with a small model warm-started by SFT (configs/grpo-addition.yaml).
       sft        Supervised fine-tuning: a new small model on the "a+b=" task, or --model DIR on --data
                  prompt/answer JSONL. --out DIR --steps N (200) --lr X (0.001) --batch N (256) --lora-rank R
+      train-rm   A reward model (Bradley-Terry loss) from JSONL pairs {"prompt","chosen","rejected"} on top of
+                 --model DIR, or without --data from "a+b=" pairs for a new small model. --out DIR --steps N (200)
+                 --lr X (0.0003) --batch N (64). Use it in a run with --reward.model DIR.
       tokenize   Text to token ids, one line per input: --tokenizer DIR|char:ALPHABET|byte
                  (--text TEXT | --file FILE) [--decode: ids to text instead]
       generate   Completions with per-token log-probs: --model DIR --prompt TEXT [--chat] --n N
@@ -40,6 +43,7 @@ try
     {
         "run" => await RunCommand.RunAsync(options),
         "sft" => ModelCommands.Sft(options),
+        "train-rm" => RewardModelCommand.Run(options),
         "tokenize" => ModelCommands.Tokenize(options),
         "generate" => ModelCommands.Generate(options),
         "init-model" => ModelCommands.InitModel(options),

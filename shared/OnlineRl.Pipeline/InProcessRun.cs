@@ -90,7 +90,13 @@ public static class InProcessRun
             heldVersion: initial.Version, batchPrompts: Math.Min(algorithm.PromptsPerStep, 32), seed: config.Seed);
         var inFlight = (long)(1 + maxLag) * algorithm.PromptsPerStep;
         var feeder = new FeederWorker(bus, tasks, tokenizer, config.RunId, inFlight);
-        var scorer = new ScorerWorker(bus, tasks.Reward, config.RunId, "scorer-0");
+        using var rewardModel = config.Reward.Model.Length > 0 ? Checkpoint.Load(config.Reward.Model, ScalarType.Float32, device) : null;
+        if (rewardModel is not null && (rewardModel.score is null || rewardModel.Config.VocabSize < tokenizer.VocabSize))
+            throw new ConfigException($"reward.model {config.Reward.Model}: needs a reward head (train it with `onlinerl train-rm`) and the policy's vocabulary");
+        IGroupScorer groupScorer = rewardModel is null
+            ? new RuleScorer(tasks.Reward)
+            : new RewardModelScorer(rewardModel, Path.GetFileName(Path.GetFullPath(config.Reward.Model)), config.Reward.KeepRules ? new RuleScorer(tasks.Reward) : null, config.Reward.ModelWeight);
+        var scorer = new ScorerWorker(bus, groupScorer, config.RunId, "scorer-0");
 
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         var background = new[]

@@ -42,6 +42,17 @@ public sealed record TaskSection
     public bool SkipBadLines { get; init; } = true;
 }
 
+/// <summary>How completions are scored: the task's rule rewards, plus an optional reward model.</summary>
+public sealed record RewardSection
+{
+    /// <summary>A reward-model checkpoint (trained by `onlinerl train-rm`); empty: rule rewards only.</summary>
+    public string Model { get; init; } = "";
+    /// <summary>Weight of the reward model's score added to the rule rewards.</summary>
+    public double ModelWeight { get; init; } = 1.0;
+    /// <summary>Keep the task's rule rewards when a reward model is used.</summary>
+    public bool KeepRules { get; init; } = true;
+}
+
 /// <summary>Supervised warm start of a new model (skipped when steps is 0).</summary>
 public sealed record SftSection
 {
@@ -162,6 +173,8 @@ public sealed record RunConfig
     public TaskSection Task { get; init; } = new();
     /// <summary>Warm start.</summary>
     public SftSection Sft { get; init; } = new();
+    /// <summary>Scoring.</summary>
+    public RewardSection Reward { get; init; } = new();
     /// <summary>Sampling.</summary>
     public SamplingSection Sampling { get; init; } = new();
     /// <summary>The algorithm.</summary>
@@ -275,6 +288,7 @@ public sealed record RunConfig
         Require(Task.MaxDigits is >= 1 and <= 9, "task.max_digits", "must be 1..9");
         Require(Task.EvalSize >= 0, "task.eval_size", "must be >= 0");
         Require(Sft.Steps >= 0, "sft.steps", "must be >= 0");
+        Require(Reward.Model.Length == 0 || Directory.Exists(Reward.Model), "reward.model", $"directory not found: {Reward.Model}");
         Require(Sampling.GroupSize >= 2, "sampling.group_size", "must be at least 2 (advantages compare completions of a prompt)");
         Require(Sampling.Temperature > 0, "sampling.temperature", "must be positive for on-policy sampling");
         Require(Sampling.TopP is > 0 and <= 1, "sampling.top_p", "must be in (0, 1]");

@@ -237,12 +237,66 @@ public sealed class GeneratorWorker
     }
 }
 
-/// <summary>Attaches rule rewards to rollout groups.</summary>
-public sealed class ScorerWorker(IEventBus bus, WeightedReward reward, string runId, string scorerId)
+/// <summary>Computes the rewards of one rollout group: a total per completion plus named components.</summary>
+public interface IGroupScorer
 {
-    /// <summary>Version string written into every scored group.</summary>
-    public const string Version = "rules-1";
+    /// <summary>Version string written into every scored group (changes when the scoring changes).</summary>
+    string Version { get; }
 
+    /// <summary>Totals (one per completion) and components (name to one value per completion).</summary>
+    (float[] Totals, Dictionary<string, float[]> Components) Score(RolloutGroup group);
+}
+
+/// <summary>Rule (verifiable) rewards, a weighted sum of components.</summary>
+public sealed class RuleScorer(WeightedReward reward) : IGroupScorer
+{
+    /// <inheritdoc />
+    public string Version => "rules-1";
+
+    /// <inheritdoc />
+    public (float[] Totals, Dictionary<string, float[]> Components) Score(RolloutGroup group)
+    {
+        var n = group.Completions.Count;
+        var totals = new float[n];
+        var components = reward.ComponentNames.ToDictionary(name => name, _ => new float[n]);
+        for (var i = 0; i < n; i++)
+        {
+            var completion = group.Completions[i];
+            var (total, parts) = reward.Score(new RewardInput(group.Prompt.Text, completion.Text, group.Prompt.Metadata, completion.TokenIds.Count));
+            totals[i] = (float)total;
+            foreach (var (name, value) in parts) components[name][i] = (float)value;
+        }
+        return (totals, components);
+    }
+}
+
+/// <summary>
+/// A learned reward: the reward model's score of each prompt + completion (component "reward_model"),
+/// optionally added to rule rewards with a weight.
+/// </summary>
+public sealed class RewardModelScorer(TransformerModel rewardModel, string modelName, RuleScorer? rules = null, double modelWeight = 1.0) : IGroupScorer
+{
+    private readonly object gate = new();
+
+    /// <inheritdoc />
+    public string Version => $"reward-model:{modelName}" + (rules is null ? "" : "+" + rules.Version);
+
+    /// <inheritdoc />
+    public (float[] Totals, Dictionary<string, float[]> Components) Score(RolloutGroup group)
+    {
+        var sequences = group.Completions.Select(c => (group.Prompt.TokenIds.ToArray(), c.TokenIds.ToArray())).ToList();
+        float[] learned;
+        lock (gate) learned = OnlineRl.Training.RewardModel.Score(rewardModel, sequences);
+        var (totals, components) = rules?.Score(group) ?? (new float[learned.Length], new Dictionary<string, float[]>());
+        for (var i = 0; i < learned.Length; i++) totals[i] += (float)(modelWeight * learned[i]);
+        components["reward_model"] = learned;
+        return (totals, components);
+    }
+}
+
+/// <summary>Attaches rewards to rollout groups.</summary>
+public sealed class ScorerWorker(IEventBus bus, IGroupScorer scorer, string runId, string scorerId)
+{
     private readonly Publisher publisher = new(bus);
 
     /// <summary>Runs until cancelled.</summary>
@@ -252,16 +306,15 @@ public sealed class ScorerWorker(IEventBus bus, WeightedReward reward, string ru
             new ConsumerOptions { ServiceId = scorerId, Stage = "scorer", RunId = runId });
         return consumer.RunAsync(async (group, _, ct) =>
         {
-            var scored = new ScoredGroup { Rollout = group, ScorerId = scorerId, ScorerVersion = Version };
-            var metadata = group.Prompt.Metadata;
-            var components = reward.ComponentNames.ToDictionary(n => n, _ => new FloatList());
-            foreach (var completion in group.Completions)
+            var (totals, components) = scorer.Score(group);
+            var scored = new ScoredGroup { Rollout = group, ScorerId = scorerId, ScorerVersion = scorer.Version };
+            scored.Rewards.AddRange(totals);
+            foreach (var (name, values) in components)
             {
-                var (total, parts) = reward.Score(new RewardInput(group.Prompt.Text, completion.Text, metadata, completion.TokenIds.Count));
-                scored.Rewards.Add((float)total);
-                foreach (var (name, value) in parts) components[name].Values.Add((float)value);
+                var list = new FloatList();
+                list.Values.AddRange(values);
+                scored.RewardComponents[name] = list;
             }
-            foreach (var (name, list) in components) scored.RewardComponents[name] = list;
             await publisher.PublishAsync(Topics.Scored, scored.Stamp(runId), group.Prompt.PromptId, cancellationToken: ct).ConfigureAwait(false);
         }, cancellationToken);
     }
