@@ -120,8 +120,10 @@ internal static class BenchCommand
             Console.WriteLine($"reference failed during the run: {referenceError}");
         Console.WriteLine($"bench done in {clock.Elapsed.TotalSeconds:F1}s");
 
+        var generation = GenerationBench.Section(quick, threads, referenceInfo is null ? null : Python,
+            Path.Combine(AppContext.BaseDirectory, "bench", "qwen2_reference.py"), line => Console.WriteLine($"{line}  [{clock.Elapsed.TotalSeconds:F0}s]"));
         var load = (Before: loadBefore, After: LoadAverage());
-        var table = Render(plan, quick, metrics, results, referenceInfo, referenceError, load);
+        var table = Render(plan, quick, metrics, results, referenceInfo, referenceError, load) + generation;
         Console.WriteLine();
         Console.WriteLine(table);
         try

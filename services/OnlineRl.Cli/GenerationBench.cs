@@ -96,6 +96,45 @@ internal static class GenerationBench
         return Path.GetFileNameWithoutExtension(entry) == "dotnet" ? (entry, new List<string> { assembly }) : (entry, new List<string>());
     }
 
+    /// <summary>
+    /// The generation rows of `onlinerl bench` as a markdown section: batch 1 and 16, 256 new tokens (32 with
+    /// --quick), tokens per second and peak memory of each side; ratio = ours / reference tokens per second.
+    /// </summary>
+    public static string Section(bool quick, int threads, string? python, string referenceScript, Action<string> progress)
+    {
+        var directory = Path.Combine(Path.GetTempPath(), $"onlinerl-bench-model-{Environment.ProcessId}");
+        try
+        {
+            var parameters = CreateCheckpoint(directory);
+            var newTokens = quick ? 32 : 256;
+            var text = new System.Text.StringBuilder();
+            text.AppendLine().AppendLine($"## Generation with a KV cache ({parameters / 1e6:F1}M-parameter Llama-style model, float32, {threads} threads)").AppendLine();
+            text.AppendLine("Sampling at temperature 1 from 16-token prompts; ours: `Sampler.Generate` (preallocated KV cache); reference: " +
+                            "`bench/qwen2_reference.py generate`, a plain PyTorch forward with its own (concatenating) KV cache. Each side " +
+                            "runs in a fresh process (best of 2 runs); peak memory is that process's peak resident set. " +
+                            "Ratio = our tokens/s / reference tokens/s, so >= 1.0 means we are as fast or faster.").AppendLine();
+            text.AppendLine("| metric | ours | reference | ratio | target | peak RSS ours | peak RSS reference |");
+            text.AppendLine("|---|---:|---:|---:|---|---:|---:|");
+            foreach (var batch in new[] { 1, 16 })
+            {
+                var (ours, reference) = Compare(directory, batch, newTokens, threads, python, referenceScript);
+                var ourRate = ours["tokens_per_second"]!.GetValue<double>();
+                var refRate = reference?["tokens_per_second"]!.GetValue<double>();
+                var ratio = refRate is { } r ? (ourRate / r).ToString("F2", CultureInfo.InvariantCulture) : "n/a";
+                var met = refRate is { } rr ? (ourRate / rr >= 1.0 ? ">= 1.0: met" : ">= 1.0: NOT met") : "-";
+                var row = string.Create(CultureInfo.InvariantCulture,
+                    $"| generate {newTokens} tokens, batch {batch} | {ourRate:F0} tok/s | {(refRate is { } x ? x.ToString("F0", CultureInfo.InvariantCulture) + " tok/s" : "n/a")} | {ratio} | {met} | {ours["peak_rss_mb"]!.GetValue<double>():F0} MiB | {(reference is null ? "n/a" : reference["peak_rss_mb"]!.GetValue<double>().ToString("F0", CultureInfo.InvariantCulture) + " MiB")} |");
+                text.AppendLine(row);
+                progress($"  generation, batch {batch}: ours {ourRate:F0} tok/s, reference {(refRate is { } y ? y.ToString("F0", CultureInfo.InvariantCulture) : "n/a")} tok/s, ratio {ratio}");
+            }
+            return text.ToString();
+        }
+        finally
+        {
+            try { Directory.Delete(directory, recursive: true); } catch (IOException) { }
+        }
+    }
+
     /// <summary>Our tokens/s and the reference's, for one batch size, each in its own process.</summary>
     public static (JsonObject Ours, JsonObject? Reference) Compare(string directory, int batch, int newTokens, int threads, string? python, string referenceScript)
     {

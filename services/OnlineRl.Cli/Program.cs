@@ -6,10 +6,10 @@ const string Usage = """
     Usage: onlinerl <command> [options]
 
     Commands:
-      run     The all-in-one online RL run: feeder, generator, scorer and learner in one process on the
-              in-process bus. --config FILE (YAML or JSON), then any config key as a flag overriding it,
-              e.g. --algorithm.name ppo --train.steps 50 --sampling.group_size 8. Defaults: GRPO on the
-              synthetic "a+b=" task with a small model warm-started by SFT (configs/grpo-addition.yaml).
+      run        The all-in-one online RL run: feeder, generator, scorer and learner in one process on the
+                 in-process bus. --config FILE (YAML or JSON), then any config key as a flag overriding it,
+                 e.g. --algorithm.name ppo --train.steps 50 --sampling.group_size 8. Defaults: GRPO on the
+                 synthetic "a+b=" task, a small model warm-started by SFT (see configs/grpo-addition.yaml).
       sft        Supervised fine-tuning: a new small model on the "a+b=" task, or --model DIR on --data
                  prompt/answer JSONL. --out DIR --steps N (200) --lr X (0.001) --batch N (256) --lora-rank R
       train-rm   A reward model (Bradley-Terry loss) from JSONL pairs {"prompt","chosen","rejected"} on top of
@@ -22,10 +22,10 @@ const string Usage = """
       init-model A randomly initialised model in the safetensors format: --out DIR --tokenizer DIR|char:..|byte
                  --hidden-size N --layers N --heads N --kv-heads N --intermediate-size N --qkv-bias --untied
                  --dtype float32|bfloat16|float16 --seed N
-      smoke   Train a small MLP on the libtorch binding and print progress (a quick health check).
-              --steps N (2000)  --lr X (0.003)  --seed N (1)  --threads N (all cores)
-      bench   Measure the binding against /usr/bin/python3 torch on this machine; writes a results table.
-              --out FILE (bench-results.md)  --quick
+      bench      Measure the binding (per-op overhead, matmul, an MLP step, KV-cache generation) against
+                 /usr/bin/python3 torch on this machine; writes a results table. --out FILE --quick
+      smoke      Train a small MLP on the libtorch binding and print progress (a quick health check).
+                 --steps N (2000) --lr X (0.003) --seed N (1) --threads N (all cores)
 
     Environment: ONLINERL_NUM_THREADS sets libtorch's thread count (default: all cores).
     """;

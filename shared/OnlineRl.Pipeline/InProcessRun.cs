@@ -85,6 +85,13 @@ public static class InProcessRun
         {
             reports.Add(report);
             log(ProgressLine(report));
+            if (config.Train.CheckpointEvery > 0 && report.Step % config.Train.CheckpointEvery == 0)
+            {
+                // Runs on the learner's thread between updates, so the weights are consistent.
+                var directory = Path.Combine(config.OutputDir, $"checkpoint-{report.Step}");
+                Checkpoint.Save(policy, directory);
+                ModelTokenizers.SaveWithModel(tokenizer, config.Model.Checkpoint.Length > 0 ? config.Model.Checkpoint : null, directory);
+            }
         });
         var generator = new GeneratorWorker(bus, store, generatorModel, tokenizer, config.Sampling, config.RunId, "generator-0",
             heldVersion: initial.Version, batchPrompts: Math.Min(algorithm.PromptsPerStep, 32), seed: config.Seed);
