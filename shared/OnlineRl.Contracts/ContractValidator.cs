@@ -39,6 +39,7 @@ internal static class ContractValidator
         if (Envelope(m, p) is { } e) return e;
         if (string.IsNullOrWhiteSpace(m.PromptId)) return Invalid($"{p}prompt_id: empty");
         if (m.Text.Length == 0 && m.TokenIds.Count == 0) return Invalid($"{p}text: empty and token_ids empty (no prompt)");
+        if (m.MinPolicyVersion < 0) return Invalid($"{p}min_policy_version: {m.MinPolicyVersion} is negative");
         if (Tokens(m.TokenIds, $"{p}token_ids") is { } t) return t;
         if (m.DatasetIndex < 0) return Invalid($"{p}dataset_index: {m.DatasetIndex} is negative");
         foreach (var (key, _) in m.Metadata)

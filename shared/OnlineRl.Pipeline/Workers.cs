@@ -15,7 +15,7 @@ namespace OnlineRl.Pipeline;
 /// not yet retired (trained on or dropped), so generators never run further ahead than the allowed
 /// policy lag. The learner's policy announcements carry the retired count.
 /// </summary>
-public sealed class FeederWorker(IEventBus bus, TaskSource tasks, ITokenizer tokenizer, string runId, long inFlightLimit)
+public sealed class FeederWorker(IEventBus bus, TaskSource tasks, ITokenizer tokenizer, string runId, long inFlightLimit, int maxPolicyLag)
 {
     private readonly Publisher publisher = new(bus);
     private long published;
@@ -28,7 +28,7 @@ public sealed class FeederWorker(IEventBus bus, TaskSource tasks, ITokenizer tok
     {
         var announcements = bus.Subscribe(Topics.Policy, $"feeder-{runId}", "feeder");
         await using var _ = announcements.ConfigureAwait(false);
-        long retired = 0;
+        long retired = 0, newestVersion = 0;
         while (true)
         {
             while (Published < retired + inFlightLimit)
@@ -37,6 +37,7 @@ public sealed class FeederWorker(IEventBus bus, TaskSource tasks, ITokenizer tok
                 var prompt = new PromptMessage
                 {
                     PromptId = $"{item.Id}#{Published}", Text = item.Prompt, Dataset = item.Id.Split('-')[0], DatasetIndex = Published,
+                    MinPolicyVersion = Math.Max(0, newestVersion - maxPolicyLag),
                 };
                 prompt.TokenIds.AddRange(tokenizer.Encode(item.Prompt));
                 prompt.Metadata["answer"] = item.Answer;
@@ -45,7 +46,11 @@ public sealed class FeederWorker(IEventBus bus, TaskSource tasks, ITokenizer tok
             }
             var message = await announcements.ReceiveAsync(cancellationToken).ConfigureAwait(false);
             var decoded = MessageCodec.Default.Decode<PolicyVersion>(message.Payload.Span);
-            if (decoded.Ok) retired = Math.Max(retired, decoded.Value!.RetiredPrompts);
+            if (decoded.Ok)
+            {
+                retired = Math.Max(retired, decoded.Value!.RetiredPrompts);
+                newestVersion = Math.Max(newestVersion, decoded.Value.Version);
+            }
             await announcements.AckAsync(message, cancellationToken).ConfigureAwait(false);
         }
     }
@@ -110,6 +115,10 @@ public sealed class GeneratorWorker
                 var first = await prompts.Reader.ReadAsync(linked.Token).ConfigureAwait(false);
                 var batch = new List<(PromptMessage Prompt, BusMessage Raw, IEventSubscription From)> { first };
                 while (batch.Count < batchPrompts && prompts.Reader.TryRead(out var more)) batch.Add(more);
+                // A prompt admitted after version v was announced (with no lag allowed) must not be answered
+                // by older weights: wait for that announcement to reach this generator.
+                var required = batch.Max(b => b.Prompt.MinPolicyVersion);
+                while (Interlocked.Read(ref announced) < required) await Task.Delay(2, linked.Token).ConfigureAwait(false);
                 await SwapWeightsIfNewerAsync(linked.Token).ConfigureAwait(false);
                 await GenerateAsync(batch, linked.Token).ConfigureAwait(false);
             }
