@@ -56,14 +56,22 @@ public sealed class RotaryEmbedding : Module
         sin = RegisterBuffer("sin", scope.MoveToOuter(table.sin()), persistent: false);
     }
 
-    /// <summary>Rotates q [B, H, T, D] and k [B, K, T, D] to positions <paramref name="positionIds"/> [B, T].</summary>
-    public (Tensor q, Tensor k) Apply(Tensor q, Tensor k, Tensor positionIds)
+    /// <summary>cos and sin [B, 1, T, D] of positions <paramref name="positionIds"/> [B, T], computed once per forward.</summary>
+    public (Tensor cos, Tensor sin) Tables(Tensor positionIds, ScalarType dtype)
     {
         using var scope = torch.NewDisposeScope();
         var shape = positionIds.shape;
         var flat = positionIds.reshape(-1);
-        var c = cos.index_select(0, flat).view(shape[0], 1, shape[1], -1).to(q.dtype);
-        var s = sin.index_select(0, flat).view(shape[0], 1, shape[1], -1).to(q.dtype);
+        var c = cos.index_select(0, flat).view(shape[0], 1, shape[1], -1).to(dtype);
+        var s = sin.index_select(0, flat).view(shape[0], 1, shape[1], -1).to(dtype);
+        return (scope.MoveToOuter(c), scope.MoveToOuter(s));
+    }
+
+    /// <summary>Rotates q [B, H, T, D] and k [B, K, T, D] by the tables from <see cref="Tables"/>.</summary>
+    public static (Tensor q, Tensor k) Apply(Tensor q, Tensor k, (Tensor cos, Tensor sin) tables)
+    {
+        using var scope = torch.NewDisposeScope();
+        var (c, s) = tables;
         var rotatedQ = q * c + RotateHalf(q) * s;
         var rotatedK = k * c + RotateHalf(k) * s;
         return (scope.MoveToOuter(rotatedQ), scope.MoveToOuter(rotatedK));
@@ -109,7 +117,7 @@ public sealed class Attention : Module
     /// x [B, T, C] -&gt; [B, T, C]. <paramref name="maskBias"/> [B, 1, T, S] is 0 where a query may attend and
     /// a large negative number elsewhere; with a cache, the new keys/values are appended to it first.
     /// </summary>
-    public Tensor Forward(Tensor x, Tensor positionIds, Tensor maskBias, RotaryEmbedding rotary, KvCache? cache)
+    public Tensor Forward(Tensor x, (Tensor cos, Tensor sin) rotary, Tensor maskBias, KvCache? cache)
     {
         using var scope = torch.NewDisposeScope();
         long b = x.size(0), t = x.size(1);
@@ -117,12 +125,12 @@ public sealed class Attention : Module
         var q = q_proj.forward(x).view(b, t, h, d).transpose(1, 2);
         var k = k_proj.forward(x).view(b, t, kv, d).transpose(1, 2);
         var v = v_proj.forward(x).view(b, t, kv, d).transpose(1, 2);
-        (q, k) = rotary.Apply(q, k, positionIds);
+        (q, k) = RotaryEmbedding.Apply(q, k, rotary);
         if (cache is not null) (k, v) = cache.Append(layerIndex, k, v);
         k = RepeatKv(k, config.GroupSize);
         v = RepeatKv(v, config.GroupSize);
         // softmax(q k^T / sqrt(D) + mask) v, the softmax in float32 as Hugging Face does.
-        var scores = q.matmul(k.transpose(2, 3)) * (1.0 / Math.Sqrt(d)) + maskBias.to(q.dtype);
+        var scores = q.matmul(k.transpose(2, 3)) * (1.0 / Math.Sqrt(d)) + maskBias;
         var probabilities = scores.to(ScalarType.Float32).softmax(-1).to(q.dtype);
         var output = probabilities.matmul(v).transpose(1, 2).reshape(b, t, h * d);
         return scope.MoveToOuter(o_proj.forward(output));
@@ -185,10 +193,10 @@ public sealed class DecoderLayer : Module
     public RMSNorm post_attention_layernorm { get; }
 
     /// <summary>x [B, T, C] -&gt; [B, T, C].</summary>
-    public Tensor Forward(Tensor x, Tensor positionIds, Tensor maskBias, RotaryEmbedding rotary, KvCache? cache)
+    public Tensor Forward(Tensor x, (Tensor cos, Tensor sin) rotary, Tensor maskBias, KvCache? cache)
     {
         using var scope = torch.NewDisposeScope();
-        var h = x + self_attn.Forward(input_layernorm.forward(x), positionIds, maskBias, rotary, cache);
+        var h = x + self_attn.Forward(input_layernorm.forward(x), rotary, maskBias, cache);
         return scope.MoveToOuter(h + mlp.forward(post_attention_layernorm.forward(h)));
     }
 }
@@ -222,7 +230,9 @@ public sealed class DecoderStack : Module
     {
         using var scope = torch.NewDisposeScope();
         var h = embed_tokens.forward(inputIds);
-        foreach (var block in blocks) h = block.Forward(h, positionIds, maskBias, rotary, cache);
+        var tables = rotary.Tables(positionIds, h.dtype);
+        var bias = maskBias.to(h.dtype);
+        foreach (var block in blocks) h = block.Forward(h, tables, bias, cache);
         return scope.MoveToOuter(norm.forward(h));
     }
 }
