@@ -82,9 +82,11 @@ public static class Sampler
         var finished = new FinishReason?[rows];
         Tensor mask;
         Tensor logits;
+        // A private stream: concurrent samplers (and anything else using the global generator) cannot
+        // disturb each other's draws, so a seed reproduces its completions.
+        using var generator = new Generator(options.Seed, device);
         try
         {
-            torch.manual_seed(options.Seed);
             using (var scope = torch.NewDisposeScope())
             {
                 var ids = new long[promptCount * width];
@@ -112,7 +114,7 @@ public static class Sampler
             for (var step = 0; step < options.MaxNewTokens; step++)
             {
                 using var scope = torch.NewDisposeScope();
-                var (next, nextLogProbs) = SampleToken(logits, options);
+                var (next, nextLogProbs) = SampleToken(logits, options, generator);
                 var nextIds = next.data<long>();
                 var nextLp = nextLogProbs.data<float>();
                 for (var r = 0; r < rows; r++)
@@ -152,9 +154,10 @@ public static class Sampler
 
     /// <summary>
     /// Draws one token per row from logits [N, V]: scaled by 1/T, truncated by top-k and top-p, sampled.
-    /// Returns the tokens [N] and their log-probs [N] under softmax(logits / T) (greedy: T = 1).
+    /// Returns the tokens [N] and their log-probs [N] under softmax(logits / T) (greedy: T = 1). Draws from
+    /// <paramref name="generator"/>, or from the global generator when null.
     /// </summary>
-    public static (Tensor tokens, Tensor logProbs) SampleToken(Tensor logits, SamplingOptions options)
+    public static (Tensor tokens, Tensor logProbs) SampleToken(Tensor logits, SamplingOptions options, Generator? generator = null)
     {
         using var scope = torch.NewDisposeScope();
         var scaled = logits.to(ScalarType.Float32);
@@ -183,7 +186,8 @@ public static class Sampler
                 var drop = dropSorted.scatter(-1, order, dropSorted);
                 filtered = filtered.masked_fill(drop, double.NegativeInfinity);
             }
-            tokens = filtered.softmax(-1).multinomial(1).squeeze(-1);
+            var distribution = filtered.softmax(-1);
+            tokens = (generator is null ? distribution.multinomial(1) : distribution.multinomial(1, false, generator)).squeeze(-1);
         }
         var chosen = logProbs.gather(-1, tokens.unsqueeze(-1)).squeeze(-1);
         return (scope.MoveToOuter(tokens), scope.MoveToOuter(chosen));

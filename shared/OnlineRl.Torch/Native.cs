@@ -71,6 +71,9 @@ internal static partial class Native
     [LibraryImport(Lib)] internal static partial int orl_grad_enabled();
     [LibraryImport(Lib)] internal static partial void orl_set_grad_enabled(int enabled);
 
+    [LibraryImport(Lib)] internal static partial IntPtr orl_generator_new(ulong seed, int deviceType, int deviceIndex);
+    [LibraryImport(Lib)] internal static partial void orl_generator_free(IntPtr generator);
+    [LibraryImport(Lib)] internal static partial IntPtr orl_multinomial_gen(TensorHandle probabilities, long samples, int replacement, GeneratorHandle generator);
     [LibraryImport(Lib)] internal static partial void orl_set_num_threads(int n);
     [LibraryImport(Lib)] internal static partial int orl_get_num_threads();
     [LibraryImport(Lib)] internal static partial int orl_manual_seed(ulong seed);

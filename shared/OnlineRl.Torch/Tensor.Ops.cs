@@ -349,6 +349,10 @@ public partial class Tensor
     /// <summary>Draws <paramref name="samples"/> indices per row with probabilities proportional to this tensor.</summary>
     public Tensor multinomial(long samples, bool replacement = false) => Wrap(Native.orl_multinomial(Handle, samples, replacement ? 1 : 0));
 
+    /// <summary>Like <see cref="multinomial(long, bool)"/>, drawing from <paramref name="generator"/> instead of the global stream.</summary>
+    public Tensor multinomial(long samples, bool replacement, Generator generator) =>
+        Wrap(Native.orl_multinomial_gen(Handle, samples, replacement ? 1 : 0, generator.Handle));
+
     /// <summary>Row <paramref name="index"/> of the first dimension (a view).</summary>
     public Tensor this[long index] => select(0, index);
 

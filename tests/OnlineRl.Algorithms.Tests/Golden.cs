@@ -53,28 +53,6 @@ internal static class Golden
             Assert.True(ok, $"{what}: element {k} is {a:R}, expected {e:R} (tolerance {tolerance})");
         }
     }
-
-    /// <summary>Runs /usr/bin/python3 with <paramref name="arguments"/>; returns the exit code and the output.</summary>
-    internal static (int Code, string Output) RunPython(string arguments, TimeSpan timeout)
-    {
-        const string python = "/usr/bin/python3";
-        if (!File.Exists(python)) return (-1, $"{python} does not exist");
-        var info = new ProcessStartInfo(python, arguments)
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-        using var process = Process.Start(info) ?? throw new InvalidOperationException("could not start " + python);
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEndAsync();
-        if (!process.WaitForExit(timeout))
-        {
-            process.Kill(entireProcessTree: true);
-            return (-1, $"timed out after {timeout.TotalSeconds} s");
-        }
-        return (process.ExitCode, stdout.Result + stderr.Result);
-    }
 }
 
 /// <summary>

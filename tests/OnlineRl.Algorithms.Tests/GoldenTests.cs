@@ -197,7 +197,7 @@ public class GoldenTests
     [Fact]
     public void Golden_file_is_reproduced_by_its_script()
     {
-        var (code, output) = Golden.RunPython("-c \"import torch\"", TimeSpan.FromSeconds(60));
+        var (code, output) = OnlineRl.TestSupport.PythonProcess.Run(new[] { "-c", "import torch" }, TimeSpan.FromSeconds(60));
         if (code != 0)
             Assert.Fail("/usr/bin/python3 with torch is needed to check the golden values against their script "
                         + "(apt-get install -y python3 python3-torch); it failed: " + output);
@@ -205,7 +205,7 @@ public class GoldenTests
         var outDir = Directory.CreateTempSubdirectory("onlinerl-algorithms-golden-");
         try
         {
-            (code, output) = Golden.RunPython($"\"{script}\" \"{outDir.FullName}\"", TimeSpan.FromSeconds(60));
+            (code, output) = OnlineRl.TestSupport.PythonProcess.Run(new[] { script, outDir.FullName }, TimeSpan.FromSeconds(60));
             Assert.True(code == 0, "make_golden.py failed: " + output);
             var expected = File.ReadAllLines(Path.Combine(Golden.Folder, Golden.FileName));
             var actual = File.ReadAllLines(Path.Combine(outDir.FullName, Golden.FileName));

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Text.Json.Nodes;
 
 namespace OnlineRl.Model.Tests;
@@ -6,23 +5,12 @@ namespace OnlineRl.Model.Tests;
 /// <summary>Runs reference/qwen2_reference.py with Debian's /usr/bin/python3 (torch over the same libtorch).</summary>
 internal static class PythonReference
 {
-    private const string Python = "/usr/bin/python3";
-
     public static JsonNode Run(params string[] args)
     {
         var script = Path.Combine(AppContext.BaseDirectory, "reference", "qwen2_reference.py");
-        if (!File.Exists(Python))
-            throw new InvalidOperationException("/usr/bin/python3 is missing: install python3-torch (./test.sh does)");
-        var start = new ProcessStartInfo(Python) { RedirectStandardOutput = true, RedirectStandardError = true };
-        start.ArgumentList.Add(script);
-        foreach (var a in args) start.ArgumentList.Add(a);
-        using var process = Process.Start(start)!;
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEndAsync();
-        process.WaitForExit();
-        if (process.ExitCode != 0)
-            throw new InvalidOperationException($"reference script failed ({process.ExitCode}): {stderr.Result}");
-        return JsonNode.Parse(stdout.Result)!;
+        var (code, stdout, stderr) = OnlineRl.TestSupport.PythonProcess.RunSeparated(args.Prepend(script), TimeSpan.FromMinutes(5));
+        if (code != 0) throw new InvalidOperationException($"reference script failed ({code}): {stderr}");
+        return JsonNode.Parse(stdout)!;
     }
 }
 

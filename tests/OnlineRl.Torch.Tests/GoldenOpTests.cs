@@ -500,11 +500,11 @@ public class GoldenOpTests
         var outDir = Directory.CreateTempSubdirectory("onlinerl-golden-");
         try
         {
-            var (code, output) = Golden.RunPython("-c \"import torch\"", TimeSpan.FromSeconds(60));
+            var (code, output) = OnlineRl.TestSupport.PythonProcess.Run(new[] { "-c", "import torch" }, TimeSpan.FromSeconds(60));
             if (code != 0)
                 Assert.Fail("python3-torch is missing: /usr/bin/python3 cannot import torch, so the golden values cannot be "
                             + "checked against their script (apt-get install -y python3-torch). Output: " + output);
-            (code, output) = Golden.RunPython($"\"{script}\" \"{outDir.FullName}\"", TimeSpan.FromSeconds(90));
+            (code, output) = OnlineRl.TestSupport.PythonProcess.Run(new[] { script, outDir.FullName }, TimeSpan.FromSeconds(90));
             Assert.True(code == 0, "make_golden.py failed: " + output);
             var expected = File.ReadAllLines(Path.Combine(Golden.Folder, "ops.json"));
             var actual = File.ReadAllLines(Path.Combine(outDir.FullName, "ops.json"));
@@ -620,27 +620,5 @@ internal static class Golden
                 : Math.Abs(a - e) <= tolerance + tolerance * Math.Abs(e);
             Assert.True(ok, $"{what}: element {k} is {a:R}, expected {e:R}" + (exact ? " (exactly)" : $" (tolerance {tolerance})"));
         }
-    }
-
-    /// <summary>Runs /usr/bin/python3 with <paramref name="arguments"/>; returns the exit code and the output.</summary>
-    internal static (int Code, string Output) RunPython(string arguments, TimeSpan timeout)
-    {
-        const string python = "/usr/bin/python3";
-        if (!File.Exists(python)) return (-1, $"{python} does not exist");
-        var info = new ProcessStartInfo(python, arguments)
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-        using var process = Process.Start(info) ?? throw new InvalidOperationException("could not start " + python);
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEndAsync();
-        if (!process.WaitForExit(timeout))
-        {
-            process.Kill(entireProcessTree: true);
-            return (-1, $"timed out after {timeout.TotalSeconds} s");
-        }
-        return (process.ExitCode, stdout.Result + stderr.Result);
     }
 }

@@ -165,6 +165,32 @@ ORL_API TH orl_detach(TH t) { ORL_TRY_TENSOR(return orl::wrap(t->detach());) }
 ORL_API int orl_grad_enabled() { return c10::GradMode::is_enabled() ? 1 : 0; }
 ORL_API void orl_set_grad_enabled(int enabled) { c10::GradMode::set_enabled(enabled != 0); }
 
+// ---- random generators -------------------------------------------------------------------------
+
+// A private generator (a clone of the device's default one, reseeded), so that concurrent samplers do not
+// share, and disturb, one global random stream.
+ORL_API void* orl_generator_new(uint64_t seed, int device_type, int device_index) {
+  try {
+    auto gen = at::globalContext().defaultGenerator(orl::device(device_type, device_index)).clone();
+    {
+      std::lock_guard<std::mutex> lock(gen.mutex());
+      gen.set_current_seed(seed);
+    }
+    return new at::Generator(std::move(gen));
+  } catch (const c10::Error& e) {
+    orl::set_error(e.what_without_backtrace());
+  } catch (const std::exception& e) {
+    orl::set_error(e.what());
+  }
+  return nullptr;
+}
+
+ORL_API void orl_generator_free(void* gen) { delete static_cast<at::Generator*>(gen); }
+
+ORL_API TH orl_multinomial_gen(TH probs, int64_t samples, int replacement, void* gen) {
+  ORL_TRY_TENSOR(return orl::wrap(at::multinomial(*probs, samples, replacement != 0, *static_cast<at::Generator*>(gen)));)
+}
+
 // ---- process-wide settings ---------------------------------------------------------------------
 
 ORL_API void orl_set_num_threads(int n) { at::set_num_threads(n); }
