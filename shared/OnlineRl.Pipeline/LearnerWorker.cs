@@ -124,14 +124,18 @@ public sealed class LearnerWorker(IEventBus bus, WeightStore store, Learner lear
         }
     }
 
-    /// <summary>Publishes <paramref name="policy"/>'s weights (all, or LoRA adapters only) as the next version.</summary>
+    /// <summary>
+    /// Publishes <paramref name="policy"/>'s weights (all, or LoRA adapters only) as the next version. Scalar
+    /// heads (the PPO critic's value head) stay with the learner: generators only sample.
+    /// </summary>
     public static Task<WeightManifest> PublishWeightsAsync(WeightStore store, TransformerModel policy, bool adaptersOnly, long step,
         CancellationToken cancellationToken)
     {
         var tensors = adaptersOnly
             ? LoraAdapters.AdapterTensors(policy).Select(kv => KeyValuePair.Create(kv.Key["base_model.model.".Length..], kv.Value))
             : policy.state_dict();
-        return store.PublishAsync(tensors, step, cancellationToken);
+        var sampled = tensors.Where(kv => !kv.Key.StartsWith("value_head.", StringComparison.Ordinal) && !kv.Key.StartsWith("score.", StringComparison.Ordinal));
+        return store.PublishAsync(sampled, step, cancellationToken);
     }
 
     private async Task AnnounceAsync(long version, long step, CancellationToken cancellationToken)
