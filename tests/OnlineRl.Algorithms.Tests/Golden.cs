@@ -18,18 +18,7 @@ internal static class Golden
     internal static JsonElement Case(string name) => Cases.GetProperty(name);
 
     /// <summary>A JSON number, or one of the strings "nan", "inf", "-inf".</summary>
-    internal static double Number(JsonElement value) => value.ValueKind switch
-    {
-        JsonValueKind.Number => value.GetDouble(),
-        JsonValueKind.String => value.GetString() switch
-        {
-            "nan" => double.NaN,
-            "inf" => double.PositiveInfinity,
-            "-inf" => double.NegativeInfinity,
-            var other => throw new FormatException($"bad number '{other}' in {FileName}"),
-        },
-        _ => throw new FormatException($"bad value {value} in {FileName}"),
-    };
+    internal static double Number(JsonElement value) => OnlineRl.TestSupport.GoldenJson.Number(value, FileName);
 
     internal static long[] Shape(JsonElement spec) => spec.GetProperty("shape").EnumerateArray().Select(e => e.GetInt64()).ToArray();
 

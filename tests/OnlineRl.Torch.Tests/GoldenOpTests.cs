@@ -546,20 +546,7 @@ internal static class Golden
 
     internal static string Head(string text) => text.Length <= 200 ? text : text[..200] + "...";
 
-    internal static double Number(JsonElement value) => value.ValueKind switch
-    {
-        JsonValueKind.Number => value.GetDouble(),
-        JsonValueKind.String => value.GetString() switch
-        {
-            "nan" => double.NaN,
-            "inf" => double.PositiveInfinity,
-            "-inf" => double.NegativeInfinity,
-            var other => throw new FormatException($"bad number '{other}' in ops.json"),
-        },
-        JsonValueKind.True => 1,
-        JsonValueKind.False => 0,
-        _ => throw new FormatException($"bad value {value} in ops.json"),
-    };
+    internal static double Number(JsonElement value) => OnlineRl.TestSupport.GoldenJson.Number(value, "ops.json", booleans: true);
 
     internal static long[] Shape(JsonElement spec) => spec.GetProperty("shape").EnumerateArray().Select(e => e.GetInt64()).ToArray();
 
