@@ -9,6 +9,9 @@ onlinerl_setup() {
     libtorch-dev              # libtorch 1.13 (CPU): the tensor engine behind OnlineRl.Torch
     libopenblas0-openmp       # fast BLAS for libtorch (the default reference BLAS is ~15x slower)
     python3-torch             # /usr/bin/python3 + torch over the same libtorch: golden values, benchmarks
+    redis-server              # the Redis Streams transport and weight store (tests start their own server)
+    librdkafka1               # the native Kafka client under Confluent.Kafka, and its mock cluster for tests
+    prometheus                # tests scrape a running pipeline with a real Prometheus server
     "$@"
   )
   local missing=()
