@@ -10,6 +10,14 @@ const string Usage = """
                  in-process bus. --config FILE (YAML or JSON), then any config key as a flag overriding it,
                  e.g. --algorithm.name ppo --train.steps 50 --sampling.group_size 8. Defaults: GRPO on the
                  synthetic "a+b=" task, a small model warm-started by SFT (see configs/grpo-addition.yaml).
+      feeder | generator | scorer | learner
+                 One service of a run as its own process: --config FILE plus --section.key overrides, and
+                 ONLINERL_SECTION__KEY environment variables (flags > environment > file). Needs shared
+                 transports: --transport.bus redis://HOST:PORT|kafka://HOST:PORT --transport.weights
+                 redis://HOST:PORT; --service.id NAME. The learner resumes from --train.state_dir; every
+                 service appends to --train.ledger_dir. SIGTERM/Ctrl-C stop gracefully.
+      ledger     Check a run's per-sample ledger: --dir DIR. Prints, per run, prompts published, trained,
+                 dropped stale, trained twice and missing; exit code 1 when anything is wrong.
       sft        Supervised fine-tuning: a new small model on the "a+b=" task, or --model DIR on --data
                  prompt/answer JSONL. --out DIR --steps N (200) --lr X (0.001) --batch N (256) --lora-rank R
       train-rm   A reward model (Bradley-Terry loss) from JSONL pairs {"prompt","chosen","rejected"} on top of
@@ -42,6 +50,8 @@ try
     return args[0] switch
     {
         "run" => await RunCommand.RunAsync(options),
+        "feeder" or "generator" or "scorer" or "learner" => await ServiceCommands.RunAsync(args[0], options),
+        "ledger" => ServiceCommands.Ledger(options),
         "sft" => ModelCommands.Sft(options),
         "train-rm" => RewardModelCommand.Run(options),
         "tokenize" => ModelCommands.Tokenize(options),

@@ -23,6 +23,10 @@ public sealed record LearnerWorkerOptions
     public bool PublishAdaptersOnly { get; init; }
     /// <summary>Evaluate every N updates (0: never during the run).</summary>
     public int EvalEvery { get; init; }
+    /// <summary>With a <see cref="LearnerStateStore"/>: checkpoint (and only then acknowledge) every N updates.</summary>
+    public int CheckpointEvery { get; init; } = 1;
+    /// <summary>This learner's consumer id and dead-letter service name.</summary>
+    public string ServiceId { get; init; } = "learner";
 }
 
 /// <summary>What the learner reports after each update.</summary>
@@ -39,89 +43,184 @@ public sealed record StepReport(long Step, long PolicyVersion, double ElapsedSec
     long Duplicates, double? HeldOutAccuracy, IReadOnlyDictionary<string, double> Metrics, bool Skipped);
 
 /// <summary>
-/// Consumes scored groups, de-duplicates them by rollout id, drops samples older than the allowed
-/// policy lag, runs an update per <see cref="LearnerWorkerOptions.PromptsPerStep"/> groups, publishes the
-/// new weights and announces the version. Messages are acknowledged only after the update that used them.
+/// Consumes scored groups, de-duplicates them by prompt id, drops samples older than the allowed policy lag,
+/// runs an update per <see cref="LearnerWorkerOptions.PromptsPerStep"/> groups, publishes the new weights and
+/// announces the version.
 /// </summary>
+/// <remarks>
+/// <para>Crash safety (with a <see cref="LearnerStateStore"/>): a consumed message (trained on, dropped as
+/// stale, or a duplicate) is acknowledged only after the checkpoint that records it is durable. A kill at any
+/// moment therefore leaves every message either in the newest checkpoint (skipped when redelivered) or
+/// unacknowledged (redelivered and trained on by the restarted learner, which resumes from that checkpoint).
+/// A restarted learner publishes its restored weights as a new version above every version published
+/// before, so versions never go back. Without a store, messages are acknowledged right after their update.</para>
+/// <para>Graceful stop (cancellation): the updates made are checkpointed and acknowledged; groups waiting
+/// for an update are handed back (nacked). An exception (or a kill) skips all of that.</para>
+/// </remarks>
 public sealed class LearnerWorker(IEventBus bus, WeightStore store, Learner learner, TransformerModel policy, LearnerWorkerOptions options,
-    string runId, long startVersion, Func<double>? evaluate = null, Action<StepReport>? report = null)
+    string runId, long startVersion, Func<double>? evaluate = null, Action<StepReport>? report = null,
+    LearnerStateStore? stateStore = null, LedgerWriter? ledger = null)
 {
     private readonly Publisher publisher = new(bus);
-    private readonly HashSet<string> seen = new();
-    private long retired;
+    private readonly List<string> droppedIds = new();
+    private readonly HashSet<string> durable = new();
+    private readonly HashSet<string> consumed = new();
+    private readonly List<BusMessage> pendingAcks = new();
+    private readonly List<(ScoredGroup Group, BusMessage Raw)> buffer = new();
+    private readonly HashSet<string> buffered = new();
+    private long lastCheckpointStep;
+    private long commits;
 
     /// <summary>The newest published weights version.</summary>
     public long Version { get; private set; } = startVersion;
 
     /// <summary>Groups dropped because their policy was too old.</summary>
-    public long DroppedStale { get; private set; }
+    public long DroppedStale => droppedIds.Count;
 
-    /// <summary>Redelivered groups that were ignored.</summary>
+    /// <summary>Redelivered or repeated groups (a prompt already consumed or waiting) that were ignored.</summary>
     public long Duplicates { get; private set; }
 
-    /// <summary>Rollout ids trained on, in order (the sample ledger).</summary>
-    public List<string> TrainedRollouts { get; } = new();
+    /// <summary>Prompt ids trained on, in order (restored from the checkpoint after a restart).</summary>
+    public List<string> TrainedPrompts { get; } = new();
+
+    /// <summary>The learner step a restart resumed from (null: a fresh start).</summary>
+    public long? RestoredStep { get; private set; }
 
     /// <summary>Runs updates until the configured steps or time are used up.</summary>
     public async Task RunAsync(CancellationToken cancellationToken)
     {
+        await RestoreAsync(cancellationToken).ConfigureAwait(false);
+        // Generators started on their own wait for a version announcement before answering prompts.
+        await AnnounceAsync(cancellationToken).ConfigureAwait(false);
         var clock = Stopwatch.StartNew();
         using var limit = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         if (options.TimeLimit is { } time) limit.CancelAfter(time);
-        var consumer = new Consumer<ScoredGroup>(bus, Topics.Scored, "learner", "learner",
-            new ConsumerOptions { ServiceId = "learner", Stage = "learner", RunId = runId });
-        var subscription = bus.Subscribe(Topics.Scored, "learner", "learner");
+        var consumer = new Consumer<ScoredGroup>(bus, Topics.Scored, "learner", options.ServiceId,
+            new ConsumerOptions { ServiceId = options.ServiceId, Stage = "learner", RunId = runId });
+        var subscription = bus.Subscribe(Topics.Scored, "learner", options.ServiceId);
         await using var _ = subscription.ConfigureAwait(false);
-        var buffer = new List<(ScoredGroup Group, BusMessage Raw)>();
-        while (options.Steps == 0 || learner.StepCount < options.Steps)
+        try
         {
-            BusMessage message;
-            try
+            while (options.Steps == 0 || learner.StepCount < options.Steps)
             {
-                message = await subscription.ReceiveAsync(limit.Token).ConfigureAwait(false);
-            }
-            catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
-            {
-                return; // time limit
-            }
-            var droppedBefore = DroppedStale;
-            await consumer.ProcessDeferredAsync(subscription, message, (group, raw, _) =>
-            {
-                if (!seen.Add(group.Rollout.MessageId))
+                BusMessage message;
+                try
                 {
-                    Duplicates++;
-                    return ValueTask.FromResult(true);
+                    message = await subscription.ReceiveAsync(limit.Token).ConfigureAwait(false);
                 }
-                if (Version - group.Rollout.PolicyVersion > options.MaxPolicyLag)
+                catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
                 {
-                    DroppedStale++;
-                    retired++;
-                    return ValueTask.FromResult(true);
+                    break; // time limit
                 }
-                buffer.Add((group, raw));
-                return ValueTask.FromResult(false);
-            }, cancellationToken).ConfigureAwait(false);
-            // Dropped prompts free admission slots: tell the feeder even without a new version.
-            if (DroppedStale != droppedBefore) await AnnounceAsync(Version, learner.StepCount, cancellationToken).ConfigureAwait(false);
-            if (buffer.Count < options.PromptsPerStep) continue;
+                var droppedBefore = DroppedStale;
+                await consumer.ProcessDeferredAsync(subscription, message, (group, raw, _) => ValueTask.FromResult(Admit(group, raw)),
+                    cancellationToken).ConfigureAwait(false);
+                // Dropped prompts free admission slots: tell the feeder even without a new version.
+                if (DroppedStale != droppedBefore) await AnnounceAsync(cancellationToken).ConfigureAwait(false);
+                if (buffer.Count < options.PromptsPerStep) continue;
+                await StepAsync(subscription, clock, cancellationToken).ConfigureAwait(false);
+                if (options.TimeLimit is { } t && clock.Elapsed >= t) break;
+            }
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            // Graceful stop: keep what was trained (below), hand back what was not.
+            foreach (var (_, raw) in buffer) await subscription.NackAsync(raw, CancellationToken.None).ConfigureAwait(false);
+            buffer.Clear();
+            await CommitAsync(subscription, CancellationToken.None).ConfigureAwait(false);
+            throw;
+        }
+        await CommitAsync(subscription, CancellationToken.None).ConfigureAwait(false);
+    }
 
-            var used = buffer.Take(options.PromptsPerStep).ToList();
-            buffer.RemoveRange(0, used.Count);
-            var lag = used.Average(u => (double)(Version - u.Group.Rollout.PolicyVersion));
-            var stats = learner.Step(used.Select(u => ScoredGroups.ToTrainingData(u.Group)).ToList());
-            retired += used.Count;
+    /// <summary>Decides what to do with a group; true: acknowledge it now.</summary>
+    private bool Admit(ScoredGroup group, BusMessage raw)
+    {
+        var promptId = group.Rollout.Prompt.PromptId;
+        if (consumed.Contains(promptId) || buffered.Contains(promptId))
+        {
+            Duplicates++;
+            if (durable.Contains(promptId)) return true;
+            pendingAcks.Add(raw); // the first copy is not durable yet: keep this one until it is
+            return false;
+        }
+        if (Version - group.Rollout.PolicyVersion > options.MaxPolicyLag)
+        {
+            droppedIds.Add(promptId);
+            consumed.Add(promptId);
+            ledger?.Write(LedgerEvent.DroppedStale, promptId, learner.StepCount, Version, commits + 1);
+            pendingAcks.Add(raw);
+            return false;
+        }
+        buffer.Add((group, raw));
+        buffered.Add(promptId);
+        return false;
+    }
+
+    private async Task StepAsync(IEventSubscription subscription, Stopwatch clock, CancellationToken cancellationToken)
+    {
+        var used = buffer.Take(options.PromptsPerStep).ToList();
+        buffer.RemoveRange(0, used.Count);
+        var lag = used.Average(u => (double)(Version - u.Group.Rollout.PolicyVersion));
+        var stats = learner.Step(used.Select(u => ScoredGroups.ToTrainingData(u.Group)).ToList());
+        foreach (var (group, raw) in used)
+        {
+            var promptId = group.Rollout.Prompt.PromptId;
+            buffered.Remove(promptId);
+            consumed.Add(promptId);
+            TrainedPrompts.Add(promptId);
+            pendingAcks.Add(raw);
+        }
+        // A skipped update (nothing to learn, or a NaN/inf loss) leaves the weights as they were: no new version.
+        if (!stats.Skipped)
+        {
             var manifest = await PublishWeightsAsync(store, policy, options.PublishAdaptersOnly, stats.Step, cancellationToken).ConfigureAwait(false);
             Version = manifest.Version;
-            await AnnounceAsync(Version, stats.Step, cancellationToken).ConfigureAwait(false);
-            foreach (var (group, raw) in used)
-            {
-                TrainedRollouts.Add(group.Rollout.MessageId);
-                await subscription.AckAsync(raw, cancellationToken).ConfigureAwait(false);
-            }
-            double? accuracy = options.EvalEvery > 0 && stats.Step % options.EvalEvery == 0 && evaluate is not null ? evaluate() : null;
-            report?.Invoke(new StepReport(stats.Step, Version, clock.Elapsed.TotalSeconds, lag, DroppedStale, Duplicates, accuracy, stats.Metrics, stats.Skipped));
-            if (options.TimeLimit is { } t && clock.Elapsed >= t) return;
         }
+        foreach (var (group, _) in used) ledger?.Write(LedgerEvent.Trained, group.Rollout.Prompt.PromptId, stats.Step, Version, commits + 1);
+        if (stateStore is null || stats.Step % options.CheckpointEvery == 0) await CommitAsync(subscription, cancellationToken).ConfigureAwait(false);
+        await AnnounceAsync(cancellationToken).ConfigureAwait(false);
+        double? accuracy = options.EvalEvery > 0 && stats.Step % options.EvalEvery == 0 && evaluate is not null ? evaluate() : null;
+        report?.Invoke(new StepReport(stats.Step, Version, clock.Elapsed.TotalSeconds, lag, DroppedStale, Duplicates, accuracy, stats.Metrics, stats.Skipped));
+    }
+
+    /// <summary>Makes everything consumed so far durable (a checkpoint, when there is a store), then acknowledges it.</summary>
+    private async Task CommitAsync(IEventSubscription subscription, CancellationToken cancellationToken)
+    {
+        if (pendingAcks.Count == 0 && lastCheckpointStep == learner.StepCount) return;
+        stateStore?.Save(policy, learner, new LearnerProgress(learner.StepCount, Version, learner.Optimizer.StepCount, TrainedPrompts, droppedIds, Duplicates, commits + 1));
+        commits++;
+        lastCheckpointStep = learner.StepCount;
+        ledger?.Write(LedgerEvent.Committed, step: learner.StepCount, version: Version, commit: commits);
+        durable.UnionWith(consumed);
+        foreach (var raw in pendingAcks) await subscription.AckAsync(raw, cancellationToken).ConfigureAwait(false);
+        pendingAcks.Clear();
+    }
+
+    /// <summary>Resumes from the newest checkpoint, if any: weights, optimizer, random stream, consumed ids; then publishes a new version.</summary>
+    private async Task RestoreAsync(CancellationToken cancellationToken)
+    {
+        if (stateStore is null) return;
+        if (stateStore.Restore(policy, learner) is not { } progress)
+        {
+            // A checkpoint of the starting point, so that a learner killed before its first update resumes from
+            // the same initial policy (not from a new initialisation).
+            stateStore.Save(policy, learner, new LearnerProgress(0, Version, 0, [], [], 0, 0));
+            return;
+        }
+        RestoredStep = progress.Step;
+        lastCheckpointStep = progress.Step;
+        commits = progress.Commit;
+        TrainedPrompts.AddRange(progress.Trained);
+        droppedIds.AddRange(progress.DroppedStale);
+        consumed.UnionWith(progress.Trained);
+        consumed.UnionWith(progress.DroppedStale);
+        durable.UnionWith(consumed);
+        Duplicates = progress.Duplicates;
+        ledger?.Write(LedgerEvent.Restored, step: progress.Step, version: progress.PublishedVersion, commit: progress.Commit);
+        // The store numbers versions above its newest, which is at least the checkpoint's: never an old number.
+        var manifest = await PublishWeightsAsync(store, policy, options.PublishAdaptersOnly, progress.Step, cancellationToken).ConfigureAwait(false);
+        Version = Math.Max(manifest.Version, progress.PublishedVersion);
     }
 
     /// <summary>
@@ -138,9 +237,12 @@ public sealed class LearnerWorker(IEventBus bus, WeightStore store, Learner lear
         return store.PublishAsync(sampled, step, cancellationToken);
     }
 
-    private async Task AnnounceAsync(long version, long step, CancellationToken cancellationToken)
+    private async Task AnnounceAsync(CancellationToken cancellationToken)
     {
-        var announcement = new PolicyVersion { Version = version, Step = step, ManifestLocation = $"weights:v{version}", RetiredPrompts = retired };
-        await publisher.PublishAsync(Topics.Policy, announcement.Stamp(runId), $"policy-{version}", cancellationToken: cancellationToken).ConfigureAwait(false);
+        var announcement = new PolicyVersion
+        {
+            Version = Version, Step = learner.StepCount, ManifestLocation = $"weights:v{Version}", RetiredPrompts = consumed.Count,
+        };
+        await publisher.PublishAsync(Topics.Policy, announcement.Stamp(runId), $"policy-{Version}", cancellationToken: cancellationToken).ConfigureAwait(false);
     }
 }

@@ -40,6 +40,8 @@ public sealed record TaskSection
     public int EvalSize { get; init; } = 500;
     /// <summary>Skip bad dataset lines (reported) instead of failing.</summary>
     public bool SkipBadLines { get; init; } = true;
+    /// <summary>The feeder publishes at most this many prompts (0: endless).</summary>
+    public long MaxPrompts { get; init; }
 }
 
 /// <summary>How completions are scored: the task's rule rewards, plus an optional reward model.</summary>
@@ -145,14 +147,44 @@ public sealed record TrainSection
     public double TimeLimitMinutes { get; init; }
     /// <summary>Evaluate held-out accuracy every N learner steps (0: only at the start and the end).</summary>
     public int EvalEvery { get; init; } = 20;
-    /// <summary>Save a checkpoint every N steps (0: only at the end).</summary>
+    /// <summary>
+    /// Save a model checkpoint (output_dir/checkpoint-N) every N steps (0: only at the end). With
+    /// <see cref="StateDir"/> set it is also the cadence of crash-safe learner checkpoints (0: every step).
+    /// </summary>
     public int CheckpointEvery { get; init; }
+    /// <summary>
+    /// Directory of the learner's crash-safe checkpoints (weights, optimizer, random state, consumed prompt ids);
+    /// a learner started on it resumes. Empty: none (messages are acknowledged right after their update).
+    /// </summary>
+    public string StateDir { get; init; } = "";
+    /// <summary>Directory of the per-sample ledger (one JSON-lines file per service instance); empty: no ledger.</summary>
+    public string LedgerDir { get; init; } = "";
     /// <summary>Oldest policy version a sample may come from, as a lag behind the learner.</summary>
     public int MaxPolicyLag { get; init; } = 1;
     /// <summary>Run generation and learning concurrently (false: strictly alternate).</summary>
     public bool Overlap { get; init; } = true;
     /// <summary>Shuffle rewards across samples (a control experiment: learning must then fail).</summary>
     public bool ShuffleRewards { get; init; }
+}
+
+/// <summary>How the services talk: the event bus and the weight store.</summary>
+public sealed record TransportSection
+{
+    /// <summary>"inproc" (one process), "redis://HOST:PORT" or "kafka://HOST:PORT[,HOST:PORT...]".</summary>
+    public string Bus { get; init; } = "inproc";
+    /// <summary>"memory" (one process) or "redis://HOST:PORT".</summary>
+    public string Weights { get; init; } = "memory";
+    /// <summary>Kafka client settings passed through as they are (librdkafka names, e.g. security.protocol, sasl.username).</summary>
+    public Dictionary<string, string> Kafka { get; init; } = new();
+}
+
+/// <summary>This service instance.</summary>
+public sealed record ServiceSection
+{
+    /// <summary>The instance's id (consumer id, ledger file name); default host name + process id.</summary>
+    public string Id { get; init; } = $"{Environment.MachineName}-{Environment.ProcessId}";
+    /// <summary>HTTP port for /metrics, /healthz and /readyz.</summary>
+    public int MetricsPort { get; init; } = 9400;
 }
 
 /// <summary>
@@ -185,6 +217,10 @@ public sealed record RunConfig
     public AlgorithmSection Algorithm { get; init; } = new();
     /// <summary>Run control.</summary>
     public TrainSection Train { get; init; } = new();
+    /// <summary>Event bus and weight store.</summary>
+    public TransportSection Transport { get; init; } = new();
+    /// <summary>This service instance (service commands).</summary>
+    public ServiceSection Service { get; init; } = new();
 
     private static readonly JsonSerializerOptions Json = new()
     {
@@ -197,7 +233,38 @@ public sealed record RunConfig
     /// Reads <paramref name="path"/> (YAML or JSON; null: defaults), applies <paramref name="overrides"/>
     /// ("algorithm.name" -&gt; "ppo"), and validates. Errors name the file and the key.
     /// </summary>
-    public static RunConfig Load(string? path, IReadOnlyDictionary<string, string>? overrides = null)
+    public static RunConfig Load(string? path, IReadOnlyDictionary<string, string>? overrides = null) => Load(path, overrides, null);
+
+    /// <summary>
+    /// Like <see cref="Load(string?, IReadOnlyDictionary{string, string}?)"/> with environment variables between the
+    /// file and the flags (precedence: flags, environment, file, defaults). <c>ONLINERL_TRANSPORT__BUS</c> sets
+    /// <c>transport.bus</c>: the name after the prefix, lower-cased, with double underscores as dots. Variables
+    /// naming no section or top-level key (e.g. ONLINERL_NUM_THREADS) are not configuration and are ignored.
+    /// </summary>
+    public static RunConfig Load(string? path, IReadOnlyDictionary<string, string>? overrides, IReadOnlyDictionary<string, string>? environment)
+    {
+        var merged = new Dictionary<string, string>();
+        foreach (var (key, value) in EnvironmentOverrides(environment ?? new Dictionary<string, string>())) merged[key] = value;
+        foreach (var (key, value) in overrides ?? new Dictionary<string, string>()) merged[key] = value;
+        return LoadMerged(path, merged);
+    }
+
+    /// <summary>The config keys set by <c>ONLINERL_*</c> variables in <paramref name="environment"/>.</summary>
+    public static Dictionary<string, string> EnvironmentOverrides(IReadOnlyDictionary<string, string> environment)
+    {
+        const string prefix = "ONLINERL_";
+        var topLevel = typeof(RunConfig).GetProperties().Select(p => JsonNamingPolicy.SnakeCaseLower.ConvertName(p.Name)).ToHashSet();
+        var keys = new Dictionary<string, string>();
+        foreach (var (name, value) in environment)
+        {
+            if (!name.StartsWith(prefix, StringComparison.Ordinal)) continue;
+            var key = name[prefix.Length..].ToLowerInvariant().Replace("__", ".", StringComparison.Ordinal);
+            if (topLevel.Contains(key.Split('.')[0])) keys[key] = value;
+        }
+        return keys;
+    }
+
+    private static RunConfig LoadMerged(string? path, IReadOnlyDictionary<string, string> overrides)
     {
         var root = new JsonObject();
         if (path is not null)
@@ -213,7 +280,8 @@ public sealed record RunConfig
                 throw new ConfigException($"{path}: cannot parse ({e.Message})");
             }
         }
-        foreach (var (key, value) in overrides ?? new Dictionary<string, string>()) Set(root, key, value);
+        foreach (var (key, value) in overrides) Set(root, key, value);
+        StringifyKafkaSettings(root);
         RunConfig config;
         try
         {
@@ -230,9 +298,14 @@ public sealed record RunConfig
     /// <summary>The configuration as YAML-compatible JSON text (what the run actually used).</summary>
     public string ToJson() => JsonSerializer.Serialize(this, Json);
 
+    private const string KafkaKey = "transport.kafka.";
+
     private static void Set(JsonObject root, string dottedKey, string value)
     {
-        var parts = dottedKey.Split('.');
+        // Kafka setting names contain dots themselves ("security.protocol"): the rest of the key is one name.
+        var parts = dottedKey.StartsWith(KafkaKey, StringComparison.Ordinal)
+            ? new[] { "transport", "kafka", dottedKey[KafkaKey.Length..] }
+            : dottedKey.Split('.');
         var node = root;
         foreach (var part in parts[..^1])
         {
@@ -244,6 +317,22 @@ public sealed record RunConfig
             node = child;
         }
         node[parts[^1]] = Scalar(value);
+    }
+
+    /// <summary>Kafka settings are strings for librdkafka, whatever YAML made of them (true, 1000).</summary>
+    private static void StringifyKafkaSettings(JsonObject root)
+    {
+        if (root["transport"] is not JsonObject transport || transport["kafka"] is not JsonObject kafka) return;
+        foreach (var (name, value) in kafka.ToList())
+        {
+            if (value is JsonValue scalar && scalar.GetValueKind() != JsonValueKind.String)
+                kafka[name] = JsonValue.Create(scalar.GetValueKind() switch
+                {
+                    JsonValueKind.True => "true",
+                    JsonValueKind.False => "false",
+                    _ => scalar.ToJsonString(),
+                });
+        }
     }
 
     private static JsonNode Scalar(string text)
@@ -314,6 +403,12 @@ public sealed record RunConfig
         Require(Algorithm.Lambda is >= 0 and <= 1, "algorithm.lambda", "must be in [0, 1]");
         Require(Train.Steps > 0 || Train.TimeLimitMinutes > 0, "train.steps", "set train.steps or train.time_limit_minutes");
         Require(Train.MaxPolicyLag >= 0, "train.max_policy_lag", "must be >= 0");
+        Require(Train.CheckpointEvery >= 0, "train.checkpoint_every", "must be >= 0");
+        Require(Task.MaxPrompts >= 0, "task.max_prompts", "must be >= 0");
+        Require(Transports.IsBusUri(Transport.Bus), "transport.bus", $"'{Transport.Bus}' is not inproc, redis://HOST:PORT or kafka://HOST:PORT[,HOST:PORT...]");
+        Require(Transports.IsWeightsUri(Transport.Weights), "transport.weights", $"'{Transport.Weights}' is not memory or redis://HOST:PORT");
+        Require(!string.IsNullOrWhiteSpace(Service.Id), "service.id", "must not be empty");
+        Require(Service.MetricsPort is >= 0 and <= 65535, "service.metrics_port", "must be in 0..65535");
         return this;
     }
 }

@@ -47,7 +47,7 @@ public static class RunReport
         text.AppendLine($"- algorithm: {config.Algorithm.Name}, task: {config.Task.Kind}, {steps.Count} learner steps in {summary.ElapsedSeconds:F0} s");
         text.AppendLine(Invariant, $"- held-out greedy accuracy: {summary.InitialAccuracy:P1} before RL, {summary.FinalAccuracy:P1} after");
         text.AppendLine(Invariant, $"- mean reward: {Mean(steps.Take(tenth)):F3} over the first {tenth} steps, {Mean(steps.TakeLast(tenth)):F3} over the last {tenth}");
-        text.AppendLine($"- groups trained on: {summary.TrainedRollouts.Count} (each once); dropped as stale: {summary.DroppedStale}");
+        text.AppendLine($"- groups trained on: {summary.TrainedPrompts.Count} (each once); dropped as stale: {summary.DroppedStale}");
         text.AppendLine().AppendLine("![reward and held-out accuracy](reward.svg)").AppendLine();
         text.AppendLine("| step | reward | loss | KL | held-out accuracy | tokens/s | policy lag |");
         text.AppendLine("|---:|---:|---:|---:|---:|---:|---:|");

@@ -13,9 +13,11 @@ namespace OnlineRl.Pipeline;
 /// <summary>
 /// Publishes prompts with admission control: at most <c>inFlightLimit</c> prompts that the learner has
 /// not yet retired (trained on or dropped), so generators never run further ahead than the allowed
-/// policy lag. The learner's policy announcements carry the retired count.
+/// policy lag. The learner's policy announcements carry the retired count. With <c>maxPrompts</c> &gt; 0 it
+/// stops publishing after that many prompts (and keeps following announcements until cancelled).
 /// </summary>
-public sealed class FeederWorker(IEventBus bus, TaskSource tasks, ITokenizer tokenizer, string runId, long inFlightLimit, int maxPolicyLag)
+public sealed class FeederWorker(IEventBus bus, TaskSource tasks, ITokenizer tokenizer, string runId, long inFlightLimit, int maxPolicyLag,
+    long maxPrompts = 0, LedgerWriter? ledger = null)
 {
     private readonly Publisher publisher = new(bus);
     private long published;
@@ -31,7 +33,7 @@ public sealed class FeederWorker(IEventBus bus, TaskSource tasks, ITokenizer tok
         long retired = 0, newestVersion = 0;
         while (true)
         {
-            while (Published < retired + inFlightLimit)
+            while (Published < retired + inFlightLimit && (maxPrompts == 0 || Published < maxPrompts))
             {
                 var item = tasks.Training(Published);
                 var prompt = new PromptMessage
@@ -42,6 +44,7 @@ public sealed class FeederWorker(IEventBus bus, TaskSource tasks, ITokenizer tok
                 prompt.TokenIds.AddRange(tokenizer.Encode(item.Prompt));
                 prompt.Metadata["answer"] = item.Answer;
                 await publisher.PublishAsync(Topics.Prompts, prompt.Stamp(runId), prompt.PromptId, cancellationToken: cancellationToken).ConfigureAwait(false);
+                ledger?.Write(LedgerEvent.Published, prompt.PromptId);
                 Interlocked.Increment(ref published);
             }
             var message = await announcements.ReceiveAsync(cancellationToken).ConfigureAwait(false);
@@ -71,13 +74,22 @@ public sealed class GeneratorWorker
     private readonly int batchPrompts;
     private readonly long seed;
     private readonly Publisher publisher;
+    private readonly LedgerWriter? ledger;
+    private readonly IGeneratorStatusReporter? status;
     private long announced;
     private long batches;
 
-    /// <summary>Creates the worker around <paramref name="model"/>, which holds weights version <paramref name="heldVersion"/>.</summary>
+    /// <summary>
+    /// Creates the worker around <paramref name="model"/>, which holds weights version <paramref name="heldVersion"/>
+    /// (0: none yet; the first announced version is loaded before any prompt is answered). The version held is
+    /// reported to <paramref name="status"/> at the start and after every swap.
+    /// </summary>
     public GeneratorWorker(IEventBus bus, WeightStore store, TransformerModel model, ITokenizer tokenizer, SamplingSection sampling,
-        string runId, string generatorId, long heldVersion, int batchPrompts = 16, long seed = 0)
+        string runId, string generatorId, long heldVersion, int batchPrompts = 16, long seed = 0, LedgerWriter? ledger = null,
+        IGeneratorStatusReporter? status = null)
     {
+        this.ledger = ledger;
+        this.status = status;
         this.bus = bus;
         this.store = store;
         this.model = model;
@@ -106,6 +118,7 @@ public sealed class GeneratorWorker
     {
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         var prompts = Channel.CreateBounded<(PromptMessage Prompt, BusMessage Raw, IEventSubscription From)>(batchPrompts);
+        if (status is not null) await status.ReportAsync(GeneratorId, HeldVersion, cancellationToken).ConfigureAwait(false);
         var watcher = WatchPolicyAsync(linked.Token);
         var pump = PumpPromptsAsync(prompts.Writer, linked.Token);
         try
@@ -117,8 +130,13 @@ public sealed class GeneratorWorker
                 while (batch.Count < batchPrompts && prompts.Reader.TryRead(out var more)) batch.Add(more);
                 // A prompt admitted after version v was announced (with no lag allowed) must not be answered
                 // by older weights: wait for that announcement to reach this generator.
-                var required = batch.Max(b => b.Prompt.MinPolicyVersion);
-                while (Interlocked.Read(ref announced) < required) await Task.Delay(2, linked.Token).ConfigureAwait(false);
+                // A generator that holds no weights yet (a service started before the learner) waits for the first version.
+                var required = Math.Max(batch.Max(b => b.Prompt.MinPolicyVersion), 1);
+                while (Interlocked.Read(ref announced) < required || HeldVersion < required)
+                {
+                    await SwapWeightsIfNewerAsync(linked.Token).ConfigureAwait(false);
+                    if (HeldVersion < required) await Task.Delay(2, linked.Token).ConfigureAwait(false);
+                }
                 await SwapWeightsIfNewerAsync(linked.Token).ConfigureAwait(false);
                 await GenerateAsync(batch, linked.Token).ConfigureAwait(false);
             }
@@ -193,6 +211,7 @@ public sealed class GeneratorWorker
             if (unknown.Count > 0) throw new InvalidDataException($"weights version {newest} has tensors this model lacks: {string.Join(", ", unknown.Take(3))}");
             model.load_state_dict(weights, strict: false);
             HeldVersion = newest;
+            if (status is not null) await status.ReportAsync(GeneratorId, HeldVersion, cancellationToken).ConfigureAwait(false);
         }
         finally
         {
@@ -241,6 +260,7 @@ public sealed class GeneratorWorker
                 group.Completions.Add(completion);
             }
             await publisher.PublishAsync(Topics.Rollouts, group.Stamp(runId), prompt.PromptId, cancellationToken: cancellationToken).ConfigureAwait(false);
+            ledger?.Write(LedgerEvent.Generated, prompt.PromptId, version: HeldVersion);
             await batch[i].From.AckAsync(batch[i].Raw, cancellationToken).ConfigureAwait(false);
         }
     }
@@ -304,7 +324,7 @@ public sealed class RewardModelScorer(TransformerModel rewardModel, string model
 }
 
 /// <summary>Attaches rewards to rollout groups.</summary>
-public sealed class ScorerWorker(IEventBus bus, IGroupScorer scorer, string runId, string scorerId)
+public sealed class ScorerWorker(IEventBus bus, IGroupScorer scorer, string runId, string scorerId, LedgerWriter? ledger = null)
 {
     private readonly Publisher publisher = new(bus);
 
@@ -325,6 +345,7 @@ public sealed class ScorerWorker(IEventBus bus, IGroupScorer scorer, string runI
                 scored.RewardComponents[name] = list;
             }
             await publisher.PublishAsync(Topics.Scored, scored.Stamp(runId), group.Prompt.PromptId, cancellationToken: ct).ConfigureAwait(false);
+            ledger?.Write(LedgerEvent.Scored, group.Prompt.PromptId);
         }, cancellationToken);
     }
 }

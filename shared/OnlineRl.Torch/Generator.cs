@@ -35,6 +35,12 @@ public sealed class Generator : IDisposable
 
     internal GeneratorHandle Handle { get; }
 
+    /// <summary>The generator's full state as a uint8 tensor (torch.Generator.get_state); the caller owns it.</summary>
+    public Tensor get_state() => Tensor.Wrap(Native.orl_generator_get_state(Handle));
+
+    /// <summary>Restores a state read by <see cref="get_state"/>: the following draws repeat those that followed it.</summary>
+    public void set_state(Tensor state) => Native.Check(Native.orl_generator_set_state(Handle, state.Handle));
+
     /// <summary>Frees the native generator.</summary>
     public void Dispose() => Handle.Dispose();
 }

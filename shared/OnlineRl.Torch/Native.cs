@@ -73,6 +73,11 @@ internal static partial class Native
 
     [LibraryImport(Lib)] internal static partial IntPtr orl_generator_new(ulong seed, int deviceType, int deviceIndex);
     [LibraryImport(Lib)] internal static partial void orl_generator_free(IntPtr generator);
+    [LibraryImport(Lib)] internal static partial IntPtr orl_generator_get_state(GeneratorHandle generator);
+    [LibraryImport(Lib)] internal static partial int orl_generator_set_state(GeneratorHandle generator, TensorHandle state);
+    [LibraryImport(Lib, EntryPoint = "orl_generator_get_state")] internal static partial IntPtr orl_default_generator_get_state(IntPtr none);
+    [LibraryImport(Lib, EntryPoint = "orl_generator_set_state")] internal static partial int orl_default_generator_set_state(IntPtr none, TensorHandle state);
+    [LibraryImport(Lib)] internal static partial IntPtr orl_randperm_gen(long n, GeneratorHandle generator);
     [LibraryImport(Lib)] internal static partial IntPtr orl_multinomial_gen(TensorHandle probabilities, long samples, int replacement, GeneratorHandle generator);
     [LibraryImport(Lib)] internal static partial void orl_set_num_threads(int n);
     [LibraryImport(Lib)] internal static partial int orl_get_num_threads();

@@ -201,6 +201,15 @@ public static partial class torch
     /// <summary>Seeds the global CPU (and every CUDA) generator.</summary>
     public static void manual_seed(long seed) => Native.Check(Native.orl_manual_seed(unchecked((ulong)seed)));
 
+    /// <summary>The global CPU generator's state as a uint8 tensor (torch.get_rng_state); the caller owns it.</summary>
+    public static Tensor get_rng_state() => Tensor.Wrap(Native.orl_default_generator_get_state(IntPtr.Zero));
+
+    /// <summary>Restores the global CPU generator to a state read by <see cref="get_rng_state"/>.</summary>
+    public static void set_rng_state(Tensor state) => Native.Check(Native.orl_default_generator_set_state(IntPtr.Zero, state.Handle));
+
+    /// <summary>A random permutation of 0..n-1 (int64) drawn from <paramref name="generator"/>.</summary>
+    public static Tensor randperm(long n, Generator generator) => Tensor.Wrap(Native.orl_randperm_gen(n, generator.Handle));
+
     /// <summary>Makes ops pick deterministic algorithms (and fail where none exists).</summary>
     public static void use_deterministic_algorithms(bool enabled) => Native.Check(Native.orl_set_deterministic(enabled ? 1 : 0));
 

@@ -85,7 +85,7 @@ public sealed class Learner : IDisposable
     private readonly List<Tensor> trainable;
     private readonly AdamW optimizer;
     private readonly WarmupCosineSchedule schedule;
-    private readonly Random random;
+    private readonly Generator random;
 
     /// <summary>Creates the learner; PPO needs a policy with a value head.</summary>
     public Learner(TransformerModel policy, TransformerModel? reference, LearnerOptions options)
@@ -106,7 +106,7 @@ public sealed class Learner : IDisposable
         if (trainable.Count == 0) throw new ArgumentException("the policy has no trainable parameters", nameof(policy));
         optimizer = new AdamW(trainable, options.LearningRate, weight_decay: options.WeightDecay);
         schedule = new WarmupCosineSchedule(options.LearningRate, options.WarmupSteps, options.TotalSteps, options.LearningRate * 0.1);
-        random = new Random((int)options.Seed);
+        random = new Generator(options.Seed);
     }
 
     /// <summary>Updates taken so far.</summary>
@@ -114,6 +114,25 @@ public sealed class Learner : IDisposable
 
     /// <summary>The optimizer (its state belongs in checkpoints).</summary>
     public AdamW Optimizer => optimizer;
+
+    /// <summary>Updates (or minibatch updates) dropped because the loss or the gradient norm was NaN or infinite.</summary>
+    public long NonFiniteUpdates { get; private set; }
+
+    /// <summary>
+    /// Everything besides the weights that the next update depends on: step count, optimizer state (whose
+    /// step count is the learning-rate schedule's position) and the private random stream. Dispose it.
+    /// </summary>
+    public LearnerState CaptureState() => new(StepCount, NonFiniteUpdates, optimizer.State(), random.get_state());
+
+    /// <summary>Restores a state from <see cref="CaptureState"/> (after the weights were loaded into the policy).</summary>
+    public void RestoreState(LearnerState state)
+    {
+        ArgumentNullException.ThrowIfNull(state);
+        optimizer.LoadState(state.Optimizer);
+        random.set_state(state.RandomState);
+        StepCount = state.Step;
+        NonFiniteUpdates = state.NonFiniteUpdates;
+    }
 
     /// <summary>Runs one update on <paramref name="groups"/>.</summary>
     public LearnerStepStats Step(IReadOnlyList<ScoredGroupData> groups)
@@ -138,6 +157,7 @@ public sealed class Learner : IDisposable
             AlgorithmKind.Ppo => PpoStep(batch, rewards, metrics),
             _ => DpoStep(batch, rewardValues, metrics),
         };
+        metrics["nonfinite_updates"] = NonFiniteUpdates;
         metrics["step_seconds"] = clock.Elapsed.TotalSeconds;
         metrics["tokens_per_second"] = batch.CompletionTokens / clock.Elapsed.TotalSeconds;
         return new LearnerStepStats(StepCount, skipped, metrics);
@@ -145,9 +165,8 @@ public sealed class Learner : IDisposable
 
     private Tensor Shuffle(Tensor rewards)
     {
-        var values = rewards.data<float>();
-        random.Shuffle(values);
-        return torch.tensor(values, rewards.shape, device: rewards.device);
+        var permutation = torch.randperm(rewards.numel(), random).to(rewards.device);
+        return rewards.reshape(-1).index_select(0, permutation).reshape(rewards.shape);
     }
 
     /// <summary>log-probs [B, L-1] (and the final hidden states) of rows under <paramref name="model"/>.</summary>
@@ -171,8 +190,7 @@ public sealed class Learner : IDisposable
     /// <summary>Row subsets for minibatches, whole groups kept together.</summary>
     private List<Tensor> Minibatches(int groupCount, int groupSize, Device device)
     {
-        var order = Enumerable.Range(0, groupCount).ToArray();
-        if (options.Minibatches > 1) random.Shuffle(order);
+        var order = options.Minibatches > 1 ? torch.randperm(groupCount, random).data<long>().Select(g => (int)g).ToArray() : Enumerable.Range(0, groupCount).ToArray();
         var count = Math.Min(options.Minibatches, groupCount);
         return Enumerable.Range(0, count).Select(m =>
         {
@@ -181,18 +199,21 @@ public sealed class Learner : IDisposable
         }).ToList();
     }
 
-    private double ApplyGradients()
+    /// <summary>Clips and applies the gradients of <paramref name="loss"/>; returns the gradient norm and whether the update was made.</summary>
+    private (double Norm, bool Applied) ApplyGradients(double loss)
     {
         var norm = options.MaxGradNorm > 0 ? torch.nn.utils.clip_grad_norm_(trainable, options.MaxGradNorm) : double.NaN;
-        if (!double.IsFinite(norm) && options.MaxGradNorm > 0)
+        if (!double.IsFinite(loss) || (!double.IsFinite(norm) && options.MaxGradNorm > 0))
         {
-            // A NaN/inf gradient must never reach the weights: drop this update.
+            // A NaN/inf loss or gradient must never reach the weights (nor, through them, a checkpoint or
+            // the generators): drop this update and count it.
             optimizer.zero_grad();
-            return norm;
+            NonFiniteUpdates++;
+            return (norm, false);
         }
         optimizer.step();
         optimizer.zero_grad();
-        return norm;
+        return (norm, true);
     }
 
     private bool GrpoStep(RolloutBatch batch, Tensor rewards, Dictionary<string, double> metrics)
@@ -220,6 +241,7 @@ public sealed class Learner : IDisposable
         var losses = new List<double>();
         PolicyLossStats? last = null;
         double norm = 0;
+        var applied = false;
         for (var epoch = 0; epoch < options.Epochs; epoch++)
         {
             foreach (var mb in Minibatches(groupCount, batch.GroupSize, policy.Device))
@@ -230,8 +252,10 @@ public sealed class Learner : IDisposable
                     oldLogProbs: proximal?.index_select(0, mb), refLogProbs: referenceLogProbs?.index_select(0, mb),
                     behaviourLogProbs: behaviour.index_select(0, mb));
                 result.Loss.backward();
-                norm = ApplyGradients();
-                losses.Add(result.Loss.ToDouble());
+                var lossValue = result.Loss.ToDouble();
+                (norm, var made) = ApplyGradients(lossValue);
+                applied |= made;
+                losses.Add(lossValue);
                 last = result.Stats;
             }
         }
@@ -241,7 +265,7 @@ public sealed class Learner : IDisposable
         metrics["clip_fraction"] = last.ClipFractionLow + last.ClipFractionHigh;
         metrics["ratio_mean"] = last.RatioMean;
         metrics["importance_weight_max"] = last.ImportanceWeightMax;
-        return false;
+        return !applied;
     }
 
     private bool PpoStep(RolloutBatch batch, Tensor rewards, Dictionary<string, double> metrics)
@@ -265,6 +289,7 @@ public sealed class Learner : IDisposable
         var valueLosses = new List<double>();
         PolicyLossStats? last = null;
         double norm = 0;
+        var applied = false;
         for (var epoch = 0; epoch < options.Epochs; epoch++)
         {
             foreach (var mb in Minibatches(batch.GroupCount, batch.GroupSize, policy.Device))
@@ -279,7 +304,8 @@ public sealed class Learner : IDisposable
                 var valueLoss = Ppo.ValueLoss(values, oldValues.index_select(0, mb), returns.index_select(0, mb), m, options.ValueClip);
                 var loss = Ppo.TotalLoss(policyLoss.Loss, valueLoss.Loss, options.ValueCoefficient);
                 loss.backward();
-                norm = ApplyGradients();
+                (norm, var made) = ApplyGradients(loss.ToDouble());
+                applied |= made;
                 losses.Add(policyLoss.Loss.ToDouble());
                 valueLosses.Add(valueLoss.Loss.ToDouble());
                 last = policyLoss.Stats;
@@ -292,7 +318,7 @@ public sealed class Learner : IDisposable
         metrics["grad_norm"] = norm;
         metrics["clip_fraction"] = last!.ClipFractionLow + last.ClipFractionHigh;
         metrics["ratio_mean"] = last.RatioMean;
-        return false;
+        return !applied;
     }
 
     private bool DpoStep(RolloutBatch batch, float[] rewardValues, Dictionary<string, double> metrics)
@@ -312,6 +338,7 @@ public sealed class Learner : IDisposable
         var losses = new List<double>();
         DpoStats? last = null;
         double norm = 0;
+        var applied = false;
         for (var epoch = 0; epoch < options.Epochs; epoch++)
         {
             using var inner = torch.NewDisposeScope();
@@ -319,17 +346,34 @@ public sealed class Learner : IDisposable
             var result = Dpo.Loss(logProbs.narrow(0, 0, n), mask.narrow(0, 0, n), logProbs.narrow(0, n, n), mask.narrow(0, n, n),
                 referenceLogProbs?.narrow(0, 0, n), referenceLogProbs?.narrow(0, n, n), options.Dpo);
             result.Loss.backward();
-            norm = ApplyGradients();
-            losses.Add(result.Loss.ToDouble());
+            var lossValue = result.Loss.ToDouble();
+            (norm, var made) = ApplyGradients(lossValue);
+            applied |= made;
+            losses.Add(lossValue);
             last = result.Stats;
         }
         metrics["loss"] = losses.Average();
         metrics["grad_norm"] = norm;
         metrics["dpo_reward_accuracy"] = last!.RewardAccuracy;
         metrics["dpo_reward_margin"] = last.RewardMargin;
-        return false;
+        return !applied;
     }
 
-    /// <summary>Releases the optimizer state.</summary>
-    public void Dispose() => optimizer.Dispose();
+    /// <summary>Releases the optimizer state and the random stream.</summary>
+    public void Dispose()
+    {
+        optimizer.Dispose();
+        random.Dispose();
+    }
+}
+
+/// <summary>The learner's state besides the weights (see <see cref="Learner.CaptureState"/>).</summary>
+/// <param name="Step">Updates taken.</param>
+/// <param name="NonFiniteUpdates">Updates dropped for a NaN/inf loss or gradient.</param>
+/// <param name="Optimizer">The optimizer's step counts and moments (borrowed from the optimizer, or loaded).</param>
+/// <param name="RandomState">The learner's random stream (a uint8 tensor this record owns).</param>
+public sealed record LearnerState(long Step, long NonFiniteUpdates, AdamWState Optimizer, Tensor RandomState) : IDisposable
+{
+    /// <summary>Releases the random-state tensor (the optimizer's moments belong to whoever made them).</summary>
+    public void Dispose() => RandomState.Dispose();
 }

@@ -25,8 +25,8 @@ public class InProcessRunTests
             var summary = await InProcessRun.RunAsync(config, line => { lock (lines) lines.Add(line); });
             Assert.Equal(4, summary.Steps.Count);
             Assert.Equal(new long[] { 1, 2, 3, 4 }, summary.Steps.Select(s => s.Step));
-            Assert.Equal(summary.TrainedRollouts.Count, summary.TrainedRollouts.Distinct().Count());
-            Assert.Equal(16, summary.TrainedRollouts.Count);
+            Assert.Equal(summary.TrainedPrompts.Count, summary.TrainedPrompts.Distinct().Count());
+            Assert.Equal(16, summary.TrainedPrompts.Count);
             if (!overlap) Assert.Equal(0, summary.DroppedStale);
             Assert.All(summary.Steps, s => Assert.True(s.PolicyLagMean <= (overlap ? 1 : 0), $"step {s.Step}: lag {s.PolicyLagMean}"));
             Assert.Contains(summary.Steps, s => s.HeldOutAccuracy is not null);

@@ -50,19 +50,14 @@ public class OptimGoldenTests
             }
             Assert.Equal(5, optimizer.StepCount);
             var state = optimizer.State();
-            Assert.Equal(5, state["step.0"].ToInt64());
-            Assert.Equal(4, state["step.1"].ToInt64());
-            using (state["step"])
-            using (state["step.0"])
-            using (state["step.1"])
+            Assert.Equal(5, state.StepCount);
+            Assert.Equal(new long[] { 5, 4 }, state.ParameterSteps);
+            var expAvg = golden.GetProperty("exp_avg").EnumerateArray().ToArray();
+            var expAvgSq = golden.GetProperty("exp_avg_sq").EnumerateArray().ToArray();
+            for (var i = 0; i < parameters.Count; i++)
             {
-                var expAvg = golden.GetProperty("exp_avg").EnumerateArray().ToArray();
-                var expAvgSq = golden.GetProperty("exp_avg_sq").EnumerateArray().ToArray();
-                for (var i = 0; i < parameters.Count; i++)
-                {
-                    Golden.AssertTensor(expAvg[i], state[$"exp_avg.{i}"], exact: false, $"exp_avg {i}");
-                    Golden.AssertTensor(expAvgSq[i], state[$"exp_avg_sq.{i}"], exact: false, $"exp_avg_sq {i}");
-                }
+                Golden.AssertTensor(expAvg[i], state.ExpAvg[i]!, exact: false, $"exp_avg {i}");
+                Golden.AssertTensor(expAvgSq[i], state.ExpAvgSq[i]!, exact: false, $"exp_avg_sq {i}");
             }
         }
         finally
@@ -82,6 +77,38 @@ public class OptimGoldenTests
         optimizer.step();
         Assert.All(q.data<float>(), v => Assert.Equal(1f, v));
         Assert.All(p.data<float>(), v => Assert.NotEqual(1f, v));
+    }
+
+    [Fact]
+    public void AdamW_state_loaded_into_a_fresh_optimizer_continues_bit_for_bit()
+    {
+        using var scope = torch.NewDisposeScope();
+        torch.manual_seed(3);
+        var start = new[] { torch.randn([4, 3]), torch.randn([5]) };
+        var gradients = Enumerable.Range(0, 3).Select(_ => new[] { torch.randn([4, 3]), torch.randn([5]) }).ToArray();
+        using var a = new Parameter(start[0]);
+        using var b = new Parameter(start[1]);
+        using var original = new AdamW([a, b], lr: 0.01, weight_decay: 0.1);
+        for (var s = 0; s < 2; s++)
+        {
+            a.grad = gradients[s][0];
+            b.grad = s == 0 ? null : gradients[s][1];
+            original.step();
+        }
+        using var c = new Parameter(a.detach().clone());
+        using var d = new Parameter(b.detach().clone());
+        using var restored = new AdamW([c, d], lr: 0.01, weight_decay: 0.1);
+        restored.LoadState(original.State());
+        Assert.Equal(new long[] { 2, 1 }, restored.State().ParameterSteps);
+        a.grad = gradients[2][0];
+        b.grad = gradients[2][1];
+        original.step();
+        c.grad = gradients[2][0];
+        d.grad = gradients[2][1];
+        restored.step();
+        Assert.Equal(a.data<float>(), c.data<float>());
+        Assert.Equal(b.data<float>(), d.data<float>());
+        Assert.Throws<TorchException>(() => new AdamW([c], lr: 0.01).LoadState(original.State()));
     }
 
     [Fact]

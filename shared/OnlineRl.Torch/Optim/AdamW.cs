@@ -2,8 +2,8 @@ namespace OnlineRl.Torch.Optim;
 
 /// <summary>
 /// AdamW (Loshchilov &amp; Hutter 2019) with decoupled weight decay. The update runs natively
-/// (native/optim.cpp) in the same operation order as torch.optim.AdamW. The moment estimates are
-/// ordinary tensors exposed through <see cref="State"/> so checkpoints can save and restore them.
+/// (native/optim.cpp) in the same operation order as torch.optim.AdamW. <see cref="State"/> and
+/// <see cref="LoadState"/> let checkpoints save and restore the step counts and moment estimates.
 /// </summary>
 public sealed class AdamW : IDisposable
 {
@@ -77,37 +77,37 @@ public sealed class AdamW : IDisposable
     }
 
     /// <summary>
-    /// The optimizer state by name: "step" (a 0-dim int64), and "step.i", "exp_avg.i" and "exp_avg_sq.i"
-    /// for each parameter i that has taken a step. The tensors are the optimizer's own; do not dispose them.
+    /// A snapshot of the optimizer's state for checkpoints. It creates no tensors: the moment tensors in it
+    /// are the optimizer's own (valid until its next <see cref="step"/>, <see cref="LoadState"/> or
+    /// <see cref="Dispose"/>), so the caller neither disposes them nor pays for a copy.
     /// </summary>
-    public Dictionary<string, Tensor> State()
-    {
-        var state = new Dictionary<string, Tensor> { ["step"] = torch.scalar_tensor(StepCount, ScalarType.Int64).DetachFromDisposeScope() };
-        for (var i = 0; i < parameters.Count; i++)
-        {
-            if (expAvg[i] is null) continue;
-            state[$"step.{i}"] = torch.scalar_tensor(parameterSteps[i], ScalarType.Int64).DetachFromDisposeScope();
-            state[$"exp_avg.{i}"] = expAvg[i]!;
-            state[$"exp_avg_sq.{i}"] = expAvgSq[i]!;
-        }
-        return state;
-    }
+    public AdamWState State() => new(StepCount, parameterSteps.ToArray(), expAvg.ToArray(), expAvgSq.ToArray());
 
-    /// <summary>Restores state saved by <see cref="State"/> (values are copied).</summary>
-    public void LoadState(IReadOnlyDictionary<string, Tensor> state)
+    /// <summary>Restores a state taken by <see cref="State"/> (possibly of another optimizer over the same
+    /// parameter shapes); the moment values are copied.</summary>
+    public void LoadState(AdamWState state)
     {
-        if (!state.TryGetValue("step", out var step)) throw new TorchException("optimizer state has no 'step' entry");
-        StepCount = step.ToInt64();
+        ArgumentNullException.ThrowIfNull(state);
+        if (state.ParameterSteps.Count != parameters.Count || state.ExpAvg.Count != parameters.Count || state.ExpAvgSq.Count != parameters.Count)
+            throw new TorchException($"optimizer state is for {state.ParameterSteps.Count} parameters, this optimizer has {parameters.Count}");
         for (var i = 0; i < parameters.Count; i++)
         {
-            var hasAvg = state.TryGetValue($"exp_avg.{i}", out var avg);
-            var hasSq = state.TryGetValue($"exp_avg_sq.{i}", out var sq);
-            if (hasAvg != hasSq) throw new TorchException($"optimizer state for parameter {i} has only one of exp_avg/exp_avg_sq");
-            parameterSteps[i] = state.TryGetValue($"step.{i}", out var own) ? own.ToInt64() : hasAvg ? StepCount : 0;
+            if (state.ExpAvg[i] is null != state.ExpAvgSq[i] is null)
+                throw new TorchException($"optimizer state for parameter {i} has only one of exp_avg/exp_avg_sq");
+            if (state.ExpAvg[i] is { } avg && !avg.shape.SequenceEqual(parameters[i].shape))
+                throw new TorchException($"optimizer state for parameter {i} has shape [{string.Join(", ", avg.shape)}], the parameter [{string.Join(", ", parameters[i].shape)}]");
+        }
+        StepCount = state.StepCount;
+        for (var i = 0; i < parameters.Count; i++)
+        {
+            parameterSteps[i] = state.ParameterSteps[i];
+            // Copy before disposing: the state may hold this optimizer's own tensors.
+            var avg = state.ExpAvg[i]?.to(parameters[i].device, parameters[i].dtype, copy: true).DetachFromDisposeScope();
+            var sq = state.ExpAvgSq[i]?.to(parameters[i].device, parameters[i].dtype, copy: true).DetachFromDisposeScope();
             expAvg[i]?.Dispose();
             expAvgSq[i]?.Dispose();
-            expAvg[i] = hasAvg ? avg!.to(parameters[i].device, parameters[i].dtype, copy: true).DetachFromDisposeScope() : null;
-            expAvgSq[i] = hasSq ? sq!.to(parameters[i].device, parameters[i].dtype, copy: true).DetachFromDisposeScope() : null;
+            expAvg[i] = avg;
+            expAvgSq[i] = sq;
         }
     }
 
@@ -118,3 +118,13 @@ public sealed class AdamW : IDisposable
         foreach (var t in expAvgSq) t?.Dispose();
     }
 }
+
+/// <summary>
+/// The state of an <see cref="AdamW"/> optimizer: step counts as numbers and, per parameter, its moment
+/// estimates (null for a parameter that has not taken a step yet).
+/// </summary>
+/// <param name="StepCount">Calls of <see cref="AdamW.step"/> (what learning-rate schedules count).</param>
+/// <param name="ParameterSteps">Updates each parameter has taken (its bias correction).</param>
+/// <param name="ExpAvg">First moments, one per parameter.</param>
+/// <param name="ExpAvgSq">Second moments, one per parameter.</param>
+public sealed record AdamWState(long StepCount, IReadOnlyList<long> ParameterSteps, IReadOnlyList<Tensor?> ExpAvg, IReadOnlyList<Tensor?> ExpAvgSq);

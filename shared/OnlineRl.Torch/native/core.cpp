@@ -1,6 +1,7 @@
 // Tensor lifetime, creation, queries, conversion, autograd and process-wide settings.
 #include "shim.h"
 
+#include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Parallel.h>
 #include <torch/csrc/api/include/torch/version.h>
 
@@ -186,6 +187,27 @@ ORL_API void* orl_generator_new(uint64_t seed, int device_type, int device_index
 }
 
 ORL_API void orl_generator_free(void* gen) { delete static_cast<at::Generator*>(gen); }
+
+// The state of `gen`, or of the default CPU generator when `gen` is null (torch.get_rng_state), as a
+// uint8 tensor; checkpoints save it so that a restarted run draws the same numbers.
+ORL_API TH orl_generator_get_state(void* gen) {
+  ORL_TRY_TENSOR(
+      at::Generator g = gen ? *static_cast<at::Generator*>(gen) : at::detail::getDefaultCPUGenerator();
+      std::lock_guard<std::mutex> lock(g.mutex());
+      return orl::wrap(g.get_state());)
+}
+
+// Restores a state read by orl_generator_get_state (null `gen`: the default CPU generator).
+ORL_API int orl_generator_set_state(void* gen, TH state) {
+  ORL_TRY_STATUS(
+      at::Generator g = gen ? *static_cast<at::Generator*>(gen) : at::detail::getDefaultCPUGenerator();
+      std::lock_guard<std::mutex> lock(g.mutex());
+      g.set_state(*state);)
+}
+
+ORL_API TH orl_randperm_gen(int64_t n, void* gen) {
+  ORL_TRY_TENSOR(return orl::wrap(at::randperm(n, *static_cast<at::Generator*>(gen), at::TensorOptions().dtype(at::kLong)));)
+}
 
 ORL_API TH orl_multinomial_gen(TH probs, int64_t samples, int replacement, void* gen) {
   ORL_TRY_TENSOR(return orl::wrap(at::multinomial(*probs, samples, replacement != 0, *static_cast<at::Generator*>(gen)));)

@@ -1,0 +1,80 @@
+using System.Collections;
+using System.Runtime.InteropServices;
+using OnlineRl.Pipeline;
+
+namespace OnlineRl.Cli;
+
+/// <summary>
+/// `onlinerl feeder|generator|scorer|learner`: one service of a run in its own process, over the transports
+/// named by `transport.bus` and `transport.weights`; and `onlinerl ledger`, the per-sample ledger check.
+/// </summary>
+internal static class ServiceCommands
+{
+    public static async Task<int> RunAsync(string service, Options options)
+    {
+        var path = options.String("config", "");
+        RunConfig config;
+        try
+        {
+            var environment = Environment.GetEnvironmentVariables().Cast<DictionaryEntry>()
+                .ToDictionary(e => (string)e.Key, e => (string?)e.Value ?? "");
+            config = RunConfig.Load(path.Length == 0 ? null : path, options.Unread(), environment);
+            PipelineServices.RequireSharedTransports(config);
+            PipelineServices.ConfigureProcess(config);
+            var start = DateTime.Now;
+            void Log(string line) => Console.WriteLine($"[{(DateTime.Now - start).TotalSeconds,6:F1}s] {service} {line}");
+            await using var bus = Transports.CreateBus(config.Transport);
+            var blobs = Transports.CreateBlobStore(config.Transport);
+            // SIGTERM (docker stop, Kubernetes) and Ctrl-C stop gracefully: work in hand is finished or handed back.
+            using var stop = new CancellationTokenSource();
+            using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, context =>
+            {
+                context.Cancel = true;
+                stop.Cancel();
+            });
+            Console.CancelKeyPress += (_, e) =>
+            {
+                e.Cancel = true;
+                stop.Cancel();
+            };
+            try
+            {
+                await (service switch
+                {
+                    "feeder" => PipelineServices.RunFeederAsync(config, bus, Log, stop.Token),
+                    "generator" => PipelineServices.RunGeneratorAsync(config, bus, blobs, status: null, Log, stop.Token),
+                    "scorer" => PipelineServices.RunScorerAsync(config, bus, Log, stop.Token),
+                    _ => PipelineServices.RunLearnerAsync(config, bus, blobs, Log, stop.Token),
+                });
+            }
+            catch (OperationCanceledException) when (stop.IsCancellationRequested)
+            {
+                Log("stopped");
+            }
+            return 0;
+        }
+        catch (ConfigException e)
+        {
+            Console.Error.WriteLine($"error: {e.Message}");
+            return 2;
+        }
+    }
+
+    public static int Ledger(Options options)
+    {
+        var directory = options.String("dir", "");
+        options.RejectUnknown();
+        if (directory.Length == 0) throw new UsageException("ledger needs --dir DIR");
+        try
+        {
+            var report = OnlineRl.Pipeline.Ledger.Verify(directory);
+            Console.WriteLine(report);
+            return report.Ok ? 0 : 1;
+        }
+        catch (DirectoryNotFoundException e)
+        {
+            Console.Error.WriteLine($"error: {e.Message}");
+            return 2;
+        }
+    }
+}

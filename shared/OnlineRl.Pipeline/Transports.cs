@@ -1,0 +1,56 @@
+using OnlineRl.Messaging;
+using OnlineRl.Weights;
+
+namespace OnlineRl.Pipeline;
+
+/// <summary>
+/// Maps the transport URIs of a configuration (<c>transport.bus</c>, <c>transport.weights</c>) to an event
+/// bus and a blob store for weights.
+/// </summary>
+public static class Transports
+{
+    /// <summary>The in-process bus: the services of one process only.</summary>
+    public const string InProcess = "inproc";
+    /// <summary>Weights kept in this process's memory.</summary>
+    public const string Memory = "memory";
+
+    /// <summary>Whether <paramref name="uri"/> is inproc, redis://HOST:PORT or kafka://HOST:PORT[,HOST:PORT...].</summary>
+    public static bool IsBusUri(string uri) =>
+        uri == InProcess || IsRedisUri(uri) || (uri.StartsWith("kafka://", StringComparison.Ordinal) && uri["kafka://".Length..].Split(',').All(IsHostPort));
+
+    /// <summary>Whether <paramref name="uri"/> is memory or redis://HOST:PORT.</summary>
+    public static bool IsWeightsUri(string uri) => uri == Memory || IsRedisUri(uri);
+
+    /// <summary>Whether <paramref name="uri"/> names a bus or store shared by separate processes.</summary>
+    public static bool IsShared(string uri) => uri != InProcess && uri != Memory;
+
+    /// <summary>The event bus named by <c>transport.bus</c>.</summary>
+    /// <exception cref="ConfigException">The URI is invalid or its transport is not built in.</exception>
+    public static IEventBus CreateBus(TransportSection transport)
+    {
+        if (transport.Bus == InProcess) return new InProcessEventBus();
+        if (!IsBusUri(transport.Bus)) throw new ConfigException($"config key 'transport.bus': '{transport.Bus}' is not inproc, redis://HOST:PORT or kafka://HOST:PORT[,HOST:PORT...]");
+        throw NotBuiltIn("transport.bus", transport.Bus);
+    }
+
+    /// <summary>The blob store for weights named by <c>transport.weights</c>.</summary>
+    /// <exception cref="ConfigException">The URI is invalid or its store is not built in.</exception>
+    public static IBlobStore CreateBlobStore(TransportSection transport)
+    {
+        if (transport.Weights == Memory) return new InMemoryBlobStore();
+        if (!IsWeightsUri(transport.Weights)) throw new ConfigException($"config key 'transport.weights': '{transport.Weights}' is not memory or redis://HOST:PORT");
+        throw NotBuiltIn("transport.weights", transport.Weights);
+    }
+
+    private static ConfigException NotBuiltIn(string key, string uri) =>
+        new($"config key '{key}': the {uri.Split(':')[0]} transport is not built into this onlinerl yet ('{uri}'); use inproc/memory (all-in-one `onlinerl run`)");
+
+    private static bool IsRedisUri(string uri) => uri.StartsWith("redis://", StringComparison.Ordinal) && IsHostPort(uri["redis://".Length..]);
+
+    private static bool IsHostPort(string text)
+    {
+        var colon = text.LastIndexOf(':');
+        return colon > 0 && int.TryParse(text[(colon + 1)..], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var port)
+               && port is > 0 and <= 65535 && !text[..colon].Any(char.IsWhiteSpace);
+    }
+}
