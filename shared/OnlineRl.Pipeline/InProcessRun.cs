@@ -72,6 +72,7 @@ public static class InProcessRun
         var maxLag = config.Train.Overlap ? config.Train.MaxPolicyLag : 0;
         using var learner = new Learner(policy, reference, LearnerOptionsFrom(config));
         await using var bus = new InProcessEventBus();
+        using var lagTracking = MessagingMetrics.Shared.TrackConsumerLag(bus.ConsumerLags);
         var store = new WeightStore(new InMemoryBlobStore(), new WeightStoreOptions { Prefix = $"onlinerl:{config.RunId}:weights" });
         var reports = new List<StepReport>();
         var initial = await LearnerWorker.PublishWeightsAsync(store, policy, config.Model.LoraRank > 0, 0, cancellationToken).ConfigureAwait(false);

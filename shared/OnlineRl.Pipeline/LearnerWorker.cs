@@ -95,6 +95,7 @@ public sealed class LearnerWorker(IEventBus bus, WeightStore store, Learner lear
                 if (Version - group.Rollout.PolicyVersion > options.MaxPolicyLag)
                 {
                     DroppedStale++;
+                    PipelineMetrics.Shared.StaleDropped();
                     retired++;
                     return ValueTask.FromResult(true);
                 }
@@ -109,9 +110,12 @@ public sealed class LearnerWorker(IEventBus bus, WeightStore store, Learner lear
             buffer.RemoveRange(0, used.Count);
             var lag = used.Average(u => (double)(Version - u.Group.Rollout.PolicyVersion));
             var stats = learner.Step(used.Select(u => ScoredGroups.ToTrainingData(u.Group)).ToList());
+            PipelineMetrics.Shared.LearnerStepped(stats.Metrics, stats.Skipped, used.Select(u => Version - u.Group.Rollout.PolicyVersion));
+            var publishClock = Stopwatch.StartNew();
             retired += used.Count;
             var manifest = await PublishWeightsAsync(store, policy, options.PublishAdaptersOnly, stats.Step, cancellationToken).ConfigureAwait(false);
             Version = manifest.Version;
+            PipelineMetrics.Shared.WeightsPublished(Version, publishClock.Elapsed);
             await AnnounceAsync(Version, stats.Step, cancellationToken).ConfigureAwait(false);
             foreach (var (group, raw) in used)
             {

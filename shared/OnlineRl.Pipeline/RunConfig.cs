@@ -227,6 +227,30 @@ public sealed record RunConfig
         return config.Validate();
     }
 
+    /// <summary>Prefix of the environment variables that set configuration keys.</summary>
+    public const string EnvironmentPrefix = "ONLINERL_";
+
+    /// <summary>
+    /// The configuration keys set by environment variables: <c>ONLINERL_</c> + the dotted key upper-cased with
+    /// dots as double underscores (<c>ONLINERL_TRANSPORT__BUS</c> sets <c>transport.bus</c>,
+    /// <c>ONLINERL_RUN_ID</c> sets <c>run_id</c>). Pass the result to <see cref="Load"/> as overrides, under
+    /// any flags (precedence: flags, then environment, then file, then defaults).
+    /// </summary>
+    /// <param name="environment">Variable name to value (e.g. <c>Environment.GetEnvironmentVariables()</c>).</param>
+    public static Dictionary<string, string> EnvironmentOverrides(System.Collections.IDictionary environment)
+    {
+        var overrides = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (System.Collections.DictionaryEntry variable in environment)
+        {
+            if (variable.Key is not string name || !name.StartsWith(EnvironmentPrefix, StringComparison.Ordinal)) continue;
+            var key = name[EnvironmentPrefix.Length..].ToLowerInvariant().Replace("__", ".", StringComparison.Ordinal);
+            if (key.Length == 0 || key.Split('.').Any(part => part.Length == 0))
+                throw new ConfigException($"environment variable {name}: not a configuration key (expected e.g. ONLINERL_TRANSPORT__BUS)");
+            overrides[key] = variable.Value as string ?? "";
+        }
+        return overrides;
+    }
+
     /// <summary>The configuration as YAML-compatible JSON text (what the run actually used).</summary>
     public string ToJson() => JsonSerializer.Serialize(this, Json);
 

@@ -44,6 +44,7 @@ public sealed class FeederWorker(IEventBus bus, TaskSource tasks, ITokenizer tok
                 await publisher.PublishAsync(Topics.Prompts, prompt.Stamp(runId), prompt.PromptId, cancellationToken: cancellationToken).ConfigureAwait(false);
                 Interlocked.Increment(ref published);
             }
+            PipelineMetrics.Shared.PromptsInFlight(Published - retired);
             var message = await announcements.ReceiveAsync(cancellationToken).ConfigureAwait(false);
             var decoded = MessageCodec.Default.Decode<PolicyVersion>(message.Payload.Span);
             if (decoded.Ok)
@@ -90,6 +91,7 @@ public sealed class GeneratorWorker
         HeldVersion = heldVersion;
         announced = heldVersion;
         publisher = new Publisher(bus);
+        PipelineMetrics.Shared.HeldWeights(generatorId, heldVersion);
     }
 
     /// <summary>This generator's id.</summary>
@@ -175,6 +177,7 @@ public sealed class GeneratorWorker
     {
         var newest = Interlocked.Read(ref announced);
         if (newest <= HeldVersion) return;
+        var loadClock = Stopwatch.StartNew();
         Dictionary<string, Tensor> weights;
         try
         {
@@ -184,6 +187,7 @@ public sealed class GeneratorWorker
         {
             // Keep sampling with the weights we have; a later version may verify.
             RejectedVersions++;
+            PipelineMetrics.Shared.WeightsRejected(GeneratorId);
             return;
         }
         try
@@ -193,6 +197,8 @@ public sealed class GeneratorWorker
             if (unknown.Count > 0) throw new InvalidDataException($"weights version {newest} has tensors this model lacks: {string.Join(", ", unknown.Take(3))}");
             model.load_state_dict(weights, strict: false);
             HeldVersion = newest;
+            PipelineMetrics.Shared.WeightsLoaded(loadClock.Elapsed);
+            PipelineMetrics.Shared.HeldWeights(GeneratorId, newest);
         }
         finally
         {
@@ -212,6 +218,7 @@ public sealed class GeneratorWorker
         var clock = Stopwatch.StartNew();
         var completions = Sampler.Generate(model, batch.Select(b => b.Prompt.TokenIds.ToArray()).ToList(), options);
         var generateMs = clock.Elapsed.TotalMilliseconds;
+        PipelineMetrics.Shared.Generated(GeneratorId, completions);
         for (var i = 0; i < batch.Count; i++)
         {
             var prompt = batch[i].Prompt;
@@ -316,6 +323,7 @@ public sealed class ScorerWorker(IEventBus bus, IGroupScorer scorer, string runI
         return consumer.RunAsync(async (group, _, ct) =>
         {
             var (totals, components) = scorer.Score(group);
+            PipelineMetrics.Shared.Scored(totals, components);
             var scored = new ScoredGroup { Rollout = group, ScorerId = scorerId, ScorerVersion = scorer.Version };
             scored.Rewards.AddRange(totals);
             foreach (var (name, values) in components)
