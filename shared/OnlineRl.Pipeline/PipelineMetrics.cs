@@ -17,8 +17,10 @@ public sealed class PipelineMetrics : IDisposable
 
     // Seconds from milliseconds (small weight sets in memory) to minutes (large checkpoints over the network).
     private static readonly double[] SecondsBuckets = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300];
-    // Rewards are usually in [-1, 1] (rule rewards 0/1, normalised reward models) with some spread beyond.
-    private static readonly double[] RewardBuckets = [-2, -1, -0.75, -0.5, -0.25, 0, 0.25, 0.5, 0.75, 1, 1.5, 2, 5];
+    // Rewards are usually in [0, 1] (rule rewards). No negative bounds: with one, the OpenMetrics exposition
+    // (what Prometheus asks for) must drop the histogram's _sum and _count, and the mean is lost; negative
+    // rewards (e.g. a reward model's) all count in the le="0" bucket and still enter _sum.
+    private static readonly double[] RewardBuckets = [0, 0.1, 0.25, 0.5, 0.75, 0.9, 1, 1.5, 2, 5];
     // Policy lag in versions: 0 is on-policy; the allowed lag is small (train.max_policy_lag).
     private static readonly long[] LagBuckets = [0, 1, 2, 3, 4, 6, 8, 16, 32];
 
@@ -100,6 +102,8 @@ public sealed class PipelineMetrics : IDisposable
     {
         var tag = Tag("generator", generatorId);
         long tokens = completions.Sum(c => (long)c.TokenIds.Length);
+        // Adding 0 makes the error counter's series exist at zero, so dashboards show 0 and rate() works before the first rejection.
+        weightsRejected.Add(0, tag);
         rollouts.Add(completions.Count, tag);
         generatedTokens.Add(tokens, tag);
         if (tokens > 0) entropy.Record(-completions.Sum(c => c.LogProbs.Sum(p => (double)p)) / tokens, tag);
@@ -138,6 +142,7 @@ public sealed class PipelineMetrics : IDisposable
     public void LearnerStepped(IReadOnlyDictionary<string, double> metrics, bool skipped, IEnumerable<long> lags)
     {
         learnerSteps.Add(1, Tag("outcome", skipped ? "skipped" : "trained"));
+        staleDropped.Add(0); // the series exists at zero before the first drop (see Generated)
         foreach (var lag in lags) policyLag.Record(lag);
         if (metrics.TryGetValue("step_seconds", out var seconds)) stepSeconds.Record(seconds);
         if (metrics.TryGetValue("reward_mean", out var meanReward)) rewardMean.Record(meanReward);
