@@ -29,14 +29,14 @@ public sealed class LiveRunFixture : IAsyncLifetime
     {
         endpoint = await ServiceEndpoint.StartAsync(new ServiceEndpointOptions { Port = 0, ListenAddress = IPAddress.Loopback, ServiceName = "onlinerl-run" });
         if (PrometheusMissing is null)
-            Prometheus = await PrometheusServer.StartAsync([$"127.0.0.1:{endpoint.Port}"], TimeSpan.FromMilliseconds(500));
+            Prometheus = await PrometheusServer.StartAsync([$"127.0.0.1:{endpoint.Port}"], TimeSpan.FromMilliseconds(100));
         await DriveErrorPathsAsync();
         var config = RunConfig.Load(null, new Dictionary<string, string>
         {
             ["run_id"] = "deploy-tests", ["output_dir"] = output, ["threads"] = "1",
             ["model.hidden_size"] = "32", ["model.layers"] = "1", ["model.heads"] = "2", ["model.kv_heads"] = "2", ["model.intermediate_size"] = "64",
             ["task.eval_size"] = "8", ["sft.steps"] = "3", ["sampling.group_size"] = "4", ["sampling.max_new_tokens"] = "4",
-            ["algorithm.prompts_per_step"] = "4", ["train.steps"] = "6", ["train.eval_every"] = "0",
+            ["algorithm.prompts_per_step"] = "4", ["train.steps"] = "40", ["train.eval_every"] = "0",
         });
         using var stop = new CancellationTokenSource();
         var scraping = ScrapeUntilAsync(stop.Token);

@@ -107,7 +107,7 @@ public sealed class LiveRunTests(LiveRunFixture run) : IClassFixture<LiveRunFixt
     {
         var prometheus = run.Prometheus!;
         var steps = run.Summary.Steps.Count;
-        // Prometheus scrapes every 0.5 s; wait until it has seen the end of the run.
+        // Prometheus scrapes every 0.1 s; wait until it has seen the end of the run.
         var deadline = DateTime.UtcNow.AddSeconds(30);
         while ((await prometheus.QueryAsync("sum(onlinerl_learner_steps_total)")).FirstOrDefault().Value < steps)
         {
