@@ -1,4 +1,5 @@
 using OnlineRl.Pipeline;
+using OnlineRl.ServiceDefaults;
 
 namespace OnlineRl.Cli;
 
@@ -12,7 +13,7 @@ internal static class RunCommand
         RunConfig config;
         try
         {
-            config = RunConfig.Load(path.Length == 0 ? null : path, overrides);
+            config = ServiceConfiguration.Load(path.Length == 0 ? null : path, overrides);
         }
         catch (ConfigException e)
         {
@@ -27,6 +28,18 @@ internal static class RunCommand
         };
         var start = DateTime.Now;
         void Log(string line) => Console.WriteLine($"[{(DateTime.Now - start).TotalSeconds,6:F1}s] {line}");
+        // Metrics are a convenience here: a busy port must not stop the run.
+        ServiceEndpoint? endpoint = null;
+        try
+        {
+            endpoint = await ServiceEndpoint.StartAsync(new ServiceEndpointOptions { Port = config.Service.MetricsPort, ServiceName = "onlinerl-run" });
+            Log($"metrics: http://localhost:{endpoint.Port}/metrics (health: /healthz, /readyz)");
+        }
+        catch (IOException e)
+        {
+            Log($"warning: no metrics endpoint ({e.Message}); set service.metrics_port to a free port");
+        }
+        await using var _ = endpoint;
         try
         {
             var summary = await InProcessRun.RunAsync(config, Log, cancel.Token);

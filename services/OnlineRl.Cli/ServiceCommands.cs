@@ -1,6 +1,6 @@
-using System.Collections;
 using System.Runtime.InteropServices;
 using OnlineRl.Pipeline;
+using OnlineRl.ServiceDefaults;
 
 namespace OnlineRl.Cli;
 
@@ -16,15 +16,21 @@ internal static class ServiceCommands
         RunConfig config;
         try
         {
-            var environment = Environment.GetEnvironmentVariables().Cast<DictionaryEntry>()
-                .ToDictionary(e => (string)e.Key, e => (string?)e.Value ?? "");
-            config = RunConfig.Load(path.Length == 0 ? null : path, options.Unread(), environment);
+            config = ServiceConfiguration.Load(path.Length == 0 ? null : path, options.Unread());
             PipelineServices.RequireSharedTransports(config);
             PipelineServices.ConfigureProcess(config);
             var start = DateTime.Now;
             void Log(string line) => Console.WriteLine($"[{(DateTime.Now - start).TotalSeconds,6:F1}s] {service} {line}");
+            // Ready once the transports are open and the service's loop is running.
+            var readiness = Readiness.NotReady("connecting to the transports");
+            await using var endpoint = await ServiceEndpoint.StartAsync(new ServiceEndpointOptions
+            {
+                Port = config.Service.MetricsPort, ServiceName = $"onlinerl-{service}", Readiness = () => readiness,
+            });
+            Log($"metrics on port {endpoint.Port}");
             await using var bus = Transports.CreateBus(config.Transport);
             var blobs = Transports.CreateBlobStore(config.Transport);
+            readiness = Readiness.Ready;
             // SIGTERM (docker stop, Kubernetes) and Ctrl-C stop gracefully: work in hand is finished or handed back.
             using var stop = new CancellationTokenSource();
             using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, context =>
@@ -54,6 +60,11 @@ internal static class ServiceCommands
             return 0;
         }
         catch (ConfigException e)
+        {
+            Console.Error.WriteLine($"error: {e.Message}");
+            return 2;
+        }
+        catch (IOException e) when (e.Message.Contains("service.metrics_port", StringComparison.Ordinal))
         {
             Console.Error.WriteLine($"error: {e.Message}");
             return 2;

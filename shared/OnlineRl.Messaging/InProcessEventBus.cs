@@ -145,8 +145,22 @@ public sealed class InProcessEventBus : IEventBus
     {
         if (!_topics.TryGetValue(topic, out var log)) return null;
         lock (log.Gate)
-            return log.Groups.TryGetValue(groupId, out var g) ? log.NextSeq - g.Committed - g.AckedAhead.Count : null;
+            return log.Groups.TryGetValue(groupId, out var g) ? UnackedCount(log, g) : null;
     }
+
+    /// <summary>The lag (as in <see cref="Lag"/>) of every group of every topic, for <see cref="MessagingMetrics.TrackConsumerLag"/>.</summary>
+    public IReadOnlyList<ConsumerLag> ConsumerLags()
+    {
+        var lags = new List<ConsumerLag>();
+        foreach (var log in _topics.Values)
+            lock (log.Gate)
+                foreach (var group in log.Groups.Values)
+                    lags.Add(new ConsumerLag(log.Name, group.Id, UnackedCount(log, group)));
+        return lags;
+    }
+
+    /// <summary>Messages of the log the group has not acknowledged. Call under the topic lock.</summary>
+    private static long UnackedCount(TopicLog log, Group group) => log.NextSeq - group.Committed - group.AckedAhead.Count;
 
     /// <summary>Ends the bus: pending and later receives and publishes fail with <see cref="ObjectDisposedException"/>.</summary>
     public ValueTask DisposeAsync()

@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Diagnostics.Metrics;
 
 namespace OnlineRl.Messaging;
@@ -14,6 +15,8 @@ namespace OnlineRl.Messaging;
 /// <item><term>onlinerl.messaging.dead_letters</term><description>messages sent to the dead-letter topic ({message}); tags topic, reason
 /// (a low-cardinality category such as "malformed", "invalid", "handler_failed").</description></item>
 /// <item><term>onlinerl.messaging.handler_failures</term><description>handler exceptions ({failure}); tags topic, group.</description></item>
+/// <item><term>onlinerl.messaging.consumer.lag</term><description>messages a group has not acknowledged yet ({message}); tags topic,
+/// group; observed from the buses registered with <see cref="TrackConsumerLag"/>.</description></item>
 /// </list>
 /// </remarks>
 public sealed class MessagingMetrics : IDisposable
@@ -27,6 +30,7 @@ public sealed class MessagingMetrics : IDisposable
     private readonly Counter<long> _deadLetters;
     private readonly Counter<long> _handlerFailures;
     private readonly bool _ownsMeter;
+    private readonly ConcurrentDictionary<object, Func<IEnumerable<ConsumerLag>>> _lagSources = new();
 
     /// <summary>The process-wide instance used when none is given.</summary>
     public static MessagingMetrics Shared { get; } = new();
@@ -42,6 +46,8 @@ public sealed class MessagingMetrics : IDisposable
         _consumed = Meter.CreateCounter<long>("onlinerl.messaging.consumed", "{message}", "Messages handled and acknowledged, per topic and group.");
         _deadLetters = Meter.CreateCounter<long>("onlinerl.messaging.dead_letters", "{message}", "Messages sent to the dead-letter topic, per source topic and reason.");
         _handlerFailures = Meter.CreateCounter<long>("onlinerl.messaging.handler_failures", "{failure}", "Handler exceptions, per topic and group.");
+        Meter.CreateObservableGauge("onlinerl.messaging.consumer.lag", ObserveLag, "{message}",
+            "Messages of the topic the group has not acknowledged yet, per topic and group.");
     }
 
     /// <summary>The meter holding the instruments.</summary>
@@ -75,12 +81,39 @@ public sealed class MessagingMetrics : IDisposable
     public void HandlerFailed(string topic, string group) =>
         _handlerFailures.Add(1, new KeyValuePair<string, object?>("topic", topic), new KeyValuePair<string, object?>("group", group));
 
+    /// <summary>
+    /// Reports the consumer lag of <paramref name="source"/> (e.g. a bus's groups) whenever metrics are collected,
+    /// until the returned registration is disposed.
+    /// </summary>
+    /// <param name="source">Returns the current lag of each known topic and group; called on the collecting thread.</param>
+    public IDisposable TrackConsumerLag(Func<IEnumerable<ConsumerLag>> source)
+    {
+        var registration = new LagRegistration(this);
+        _lagSources[registration] = source;
+        return registration;
+    }
+
+    private IEnumerable<Measurement<long>> ObserveLag() =>
+        _lagSources.Values.SelectMany(source => source()).Select(lag => new Measurement<long>(lag.Messages,
+            new KeyValuePair<string, object?>("topic", lag.Topic), new KeyValuePair<string, object?>("group", lag.Group)));
+
+    private sealed class LagRegistration(MessagingMetrics owner) : IDisposable
+    {
+        public void Dispose() => owner._lagSources.TryRemove(this, out _);
+    }
+
     /// <summary>Disposes the meter when this instance created it.</summary>
     public void Dispose()
     {
         if (_ownsMeter) Meter.Dispose();
     }
 }
+
+/// <summary>How far one consumer group is behind on one topic.</summary>
+/// <param name="Topic">The topic.</param>
+/// <param name="Group">The consumer group.</param>
+/// <param name="Messages">Messages of the topic the group has not acknowledged yet.</param>
+public readonly record struct ConsumerLag(string Topic, string Group, long Messages);
 
 /// <summary>The "reason" tag values of the dead-letter counter.</summary>
 public static class DeadLetterReasons

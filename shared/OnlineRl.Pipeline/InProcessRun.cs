@@ -45,6 +45,7 @@ public static class InProcessRun
         using var generatorLedger = PipelineServices.Ledger(config, "generator-0");
         using var scorerLedger = PipelineServices.Ledger(config, "scorer-0");
         using var feederLedger = PipelineServices.Ledger(config, "feeder");
+        using var lagTracking = bus is InProcessEventBus inProcessBus ? MessagingMetrics.Shared.TrackConsumerLag(inProcessBus.ConsumerLags) : null;
         var reports = new List<StepReport>();
         var initial = await LearnerWorker.PublishWeightsAsync(store, policy, config.Model.LoraRank > 0, 0, cancellationToken).ConfigureAwait(false);
         var clock = Stopwatch.StartNew();

@@ -148,6 +148,7 @@ public sealed class LearnerWorker(IEventBus bus, WeightStore store, Learner lear
         {
             droppedIds.Add(promptId);
             consumed.Add(promptId);
+            PipelineMetrics.Shared.StaleDropped();
             ledger?.Write(LedgerEvent.DroppedStale, promptId, learner.StepCount, Version, commits + 1);
             pendingAcks.Add(raw);
             return false;
@@ -163,6 +164,7 @@ public sealed class LearnerWorker(IEventBus bus, WeightStore store, Learner lear
         buffer.RemoveRange(0, used.Count);
         var lag = used.Average(u => (double)(Version - u.Group.Rollout.PolicyVersion));
         var stats = learner.Step(used.Select(u => ScoredGroups.ToTrainingData(u.Group)).ToList());
+        PipelineMetrics.Shared.LearnerStepped(stats.Metrics, stats.Skipped, used.Select(u => Version - u.Group.Rollout.PolicyVersion));
         foreach (var (group, raw) in used)
         {
             var promptId = group.Rollout.Prompt.PromptId;
@@ -174,8 +176,10 @@ public sealed class LearnerWorker(IEventBus bus, WeightStore store, Learner lear
         // A skipped update (nothing to learn, or a NaN/inf loss) leaves the weights as they were: no new version.
         if (!stats.Skipped)
         {
+            var publishClock = Stopwatch.StartNew();
             var manifest = await PublishWeightsAsync(store, policy, options.PublishAdaptersOnly, stats.Step, cancellationToken).ConfigureAwait(false);
             Version = manifest.Version;
+            PipelineMetrics.Shared.WeightsPublished(Version, publishClock.Elapsed);
         }
         foreach (var (group, _) in used) ledger?.Write(LedgerEvent.Trained, group.Rollout.Prompt.PromptId, stats.Step, Version, commits + 1);
         if (stateStore is null || stats.Step % options.CheckpointEvery == 0) await CommitAsync(subscription, cancellationToken).ConfigureAwait(false);

@@ -249,17 +249,27 @@ public sealed record RunConfig
         return LoadMerged(path, merged);
     }
 
-    /// <summary>The config keys set by <c>ONLINERL_*</c> variables in <paramref name="environment"/>.</summary>
+    /// <summary>Prefix of the environment variables that set configuration keys.</summary>
+    public const string EnvironmentPrefix = "ONLINERL_";
+
+    /// <summary>
+    /// The configuration keys set by environment variables: <c>ONLINERL_</c> + the dotted key upper-cased with
+    /// dots as double underscores (<c>ONLINERL_TRANSPORT__BUS</c> sets <c>transport.bus</c>). Variables whose
+    /// first part names no section or top-level key (e.g. ONLINERL_NUM_THREADS) are not configuration and are ignored.
+    /// </summary>
+    /// <exception cref="ConfigException">A variable has an empty part (e.g. ONLINERL_TRAIN____STEPS).</exception>
     public static Dictionary<string, string> EnvironmentOverrides(IReadOnlyDictionary<string, string> environment)
     {
-        const string prefix = "ONLINERL_";
         var topLevel = typeof(RunConfig).GetProperties().Select(p => JsonNamingPolicy.SnakeCaseLower.ConvertName(p.Name)).ToHashSet();
-        var keys = new Dictionary<string, string>();
+        var keys = new Dictionary<string, string>(StringComparer.Ordinal);
         foreach (var (name, value) in environment)
         {
-            if (!name.StartsWith(prefix, StringComparison.Ordinal)) continue;
-            var key = name[prefix.Length..].ToLowerInvariant().Replace("__", ".", StringComparison.Ordinal);
-            if (topLevel.Contains(key.Split('.')[0])) keys[key] = value;
+            if (!name.StartsWith(EnvironmentPrefix, StringComparison.Ordinal)) continue;
+            var key = name[EnvironmentPrefix.Length..].ToLowerInvariant().Replace("__", ".", StringComparison.Ordinal);
+            if (!topLevel.Contains(key.Split('.')[0])) continue;
+            if (key.Split('.').Any(part => part.Length == 0))
+                throw new ConfigException($"environment variable {name}: not a configuration key (expected e.g. ONLINERL_TRANSPORT__BUS)");
+            keys[key] = value;
         }
         return keys;
     }

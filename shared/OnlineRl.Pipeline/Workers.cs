@@ -47,6 +47,7 @@ public sealed class FeederWorker(IEventBus bus, TaskSource tasks, ITokenizer tok
                 ledger?.Write(LedgerEvent.Published, prompt.PromptId);
                 Interlocked.Increment(ref published);
             }
+            PipelineMetrics.Shared.PromptsInFlight(Published - retired);
             var message = await announcements.ReceiveAsync(cancellationToken).ConfigureAwait(false);
             var decoded = MessageCodec.Default.Decode<PolicyVersion>(message.Payload.Span);
             if (decoded.Ok)
@@ -102,6 +103,7 @@ public sealed class GeneratorWorker
         HeldVersion = heldVersion;
         announced = heldVersion;
         publisher = new Publisher(bus);
+        PipelineMetrics.Shared.HeldWeights(generatorId, heldVersion);
     }
 
     /// <summary>This generator's id.</summary>
@@ -193,6 +195,7 @@ public sealed class GeneratorWorker
     {
         var newest = Interlocked.Read(ref announced);
         if (newest <= HeldVersion) return;
+        var loadClock = Stopwatch.StartNew();
         Dictionary<string, Tensor> weights;
         try
         {
@@ -202,6 +205,7 @@ public sealed class GeneratorWorker
         {
             // Keep sampling with the weights we have; a later version may verify.
             RejectedVersions++;
+            PipelineMetrics.Shared.WeightsRejected(GeneratorId);
             return;
         }
         try
@@ -212,6 +216,8 @@ public sealed class GeneratorWorker
             model.load_state_dict(weights, strict: false);
             HeldVersion = newest;
             if (status is not null) await status.ReportAsync(GeneratorId, HeldVersion, cancellationToken).ConfigureAwait(false);
+            PipelineMetrics.Shared.WeightsLoaded(loadClock.Elapsed);
+            PipelineMetrics.Shared.HeldWeights(GeneratorId, newest);
         }
         finally
         {
@@ -231,6 +237,7 @@ public sealed class GeneratorWorker
         var clock = Stopwatch.StartNew();
         var completions = Sampler.Generate(model, batch.Select(b => b.Prompt.TokenIds.ToArray()).ToList(), options);
         var generateMs = clock.Elapsed.TotalMilliseconds;
+        PipelineMetrics.Shared.Generated(GeneratorId, completions);
         for (var i = 0; i < batch.Count; i++)
         {
             var prompt = batch[i].Prompt;
@@ -336,6 +343,7 @@ public sealed class ScorerWorker(IEventBus bus, IGroupScorer scorer, string runI
         return consumer.RunAsync(async (group, _, ct) =>
         {
             var (totals, components) = scorer.Score(group);
+            PipelineMetrics.Shared.Scored(totals, components);
             var scored = new ScoredGroup { Rollout = group, ScorerId = scorerId, ScorerVersion = scorer.Version };
             scored.Rewards.AddRange(totals);
             foreach (var (name, values) in components)
