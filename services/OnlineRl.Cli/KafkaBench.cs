@@ -54,14 +54,14 @@ internal static class KafkaBench
         cluster.CreateTopic(rawTopic, Partitions);
 
         await using var bus = new KafkaEventBus(new KafkaEventBusOptions { BootstrapServers = cluster.BootstrapServers });
-        await using var subscription = bus.Subscribe(oursTopic, "bench", "bench-0");
+        await using var subscription = bus.Subscribe(oursTopic, "bench-ours", "bench-0");
         using var producer = new ProducerBuilder<string, byte[]>(new ProducerConfig
         {
             BootstrapServers = cluster.BootstrapServers, EnableIdempotence = true, Acks = Acks.All,
         }).Build();
         using var consumer = new ConsumerBuilder<string, byte[]>(new ConsumerConfig
         {
-            BootstrapServers = cluster.BootstrapServers, GroupId = "bench", EnableAutoCommit = false,
+            BootstrapServers = cluster.BootstrapServers, GroupId = "bench-raw", EnableAutoCommit = false,
             AutoOffsetReset = AutoOffsetReset.Earliest,
         }).Build();
         consumer.Subscribe(rawTopic);
@@ -201,9 +201,7 @@ internal static class KafkaBench
         text.AppendLine("# Kafka transport benchmark");
         text.AppendLine();
         text.AppendLine(string.Create(CultureInfo.InvariantCulture,
-            $"One run on this machine ({Environment.ProcessorCount} cores), librdkafka {Library.VersionString} mock cluster (1 broker, {Partitions} partitions) in the same process. "
-            + $"Message: a RolloutGroup protobuf of {messageBytes:N0} bytes with 4 headers. {rounds} rounds of {batch} messages per side, alternating; "
-            + "each round publishes the batch (all in flight at once) while one consumer drains it; medians over the rounds."));
+            $"One run on this machine ({Environment.ProcessorCount} cores), librdkafka {Library.VersionString} mock cluster (1 broker, {Partitions} partitions) in the same process. Message: a RolloutGroup protobuf of {messageBytes:N0} bytes with 4 headers. {rounds} rounds of {batch} messages per side, alternating; each round publishes the batch (all in flight at once) while one consumer drains it; medians over the rounds."));
         text.AppendLine();
         text.AppendLine("| path | publish msg/s | publish MB/s | end-to-end msg/s | end-to-end MB/s |");
         text.AppendLine("|---|---:|---:|---:|---:|");

@@ -16,7 +16,7 @@ namespace OnlineRl.Messaging.Kafka;
 /// <para>Messages: the Kafka key is the given key (so one prompt's messages share a partition), Kafka headers
 /// carry the bus headers (UTF-8), the id is "partition:offset".</para>
 /// <para>Acknowledgement: auto commit is off; each subscription commits, per partition, the offset after the
-/// longest run of acknowledged messages (never past an unacknowledged one), within about 50 ms of the ack and
+/// longest run of acknowledged messages (never past an unacknowledged one), within about 150 ms of the ack and
 /// when partitions are revoked or it is disposed. On a rebalance, acknowledged work is committed and
 /// unacknowledged messages are forgotten, so the partition's new owner reads them again (at least once).</para>
 /// <para>Nack: the message goes to the back of the subscription's own queue (a local redelivery). Seeking back

@@ -32,8 +32,8 @@ public sealed record KafkaEventBusOptions
     public short TopicReplicationFactor { get; init; } = -1;
 
     /// <summary>How many received-but-unhandled messages one subscription buffers before it pauses fetching
-    /// (default 256).</summary>
-    public int MaxBufferedMessagesPerSubscription { get; init; } = 256;
+    /// (default 1,024; pausing drops librdkafka's prefetched messages, so a small limit costs re-fetches).</summary>
+    public int MaxBufferedMessagesPerSubscription { get; init; } = 1024;
 
     /// <summary>How long disposing the bus waits for queued messages to reach the brokers (default 10 s).</summary>
     public TimeSpan FlushTimeout { get; init; } = TimeSpan.FromSeconds(10);

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Globalization;
 using System.Text;
 using Confluent.Kafka;
@@ -12,8 +13,12 @@ namespace OnlineRl.Messaging.Kafka;
 /// pause/resume); readers and acknowledgers only touch the shared state under a lock.</remarks>
 public sealed partial class KafkaSubscription : IEventSubscription
 {
-    /// <summary>How long one poll waits for a message: also the longest delay between an ack and its commit.</summary>
+    /// <summary>How long one poll waits for a message.</summary>
     private static readonly TimeSpan PollInterval = TimeSpan.FromMilliseconds(50);
+
+    /// <summary>How often acknowledged work is committed while consuming: a commit is a broker round trip, so
+    /// committing after every message would cap throughput (revokes and disposal commit at once).</summary>
+    private static readonly TimeSpan CommitInterval = TimeSpan.FromMilliseconds(100);
 
     private readonly KafkaEventBus _bus;
     private readonly IConsumer<string, byte[]> _consumer;
@@ -151,6 +156,7 @@ public sealed partial class KafkaSubscription : IEventSubscription
         {
             _bus.EnsureTopicAsync(Topic).Wait(_stop.Token);
             _consumer.Subscribe(Topic);
+            var lastCommit = Stopwatch.StartNew();
             while (!_stop.IsCancellationRequested)
             {
                 UpdatePause();
@@ -163,7 +169,11 @@ public sealed partial class KafkaSubscription : IEventSubscription
                 {
                     KafkaEventBus.LogClientError(_bus.Logger, ConsumerId, e.Error.Code, e.Error.Reason, fatal: false);
                 }
-                CommitAcknowledged();
+                if (lastCommit.Elapsed >= CommitInterval)
+                {
+                    CommitAcknowledged();
+                    lastCommit.Restart();
+                }
             }
         }
         catch (OperationCanceledException) when (_stop.IsCancellationRequested)
