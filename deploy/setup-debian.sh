@@ -10,7 +10,6 @@ onlinerl_setup() {
     libopenblas0-openmp       # fast BLAS for libtorch (the default reference BLAS is ~15x slower)
     python3-torch             # /usr/bin/python3 + torch over the same libtorch: golden values, benchmarks
     redis-server              # the Redis Streams transport and weight store (tests start their own server)
-    librdkafka1               # the native Kafka client under Confluent.Kafka, and its mock cluster for tests
     prometheus                # tests scrape a running pipeline with a real Prometheus server
     "$@"
   )

@@ -35,6 +35,12 @@ const string Usage = """
       smoke      Train a small MLP on the libtorch binding and print progress (a quick health check).
                  --steps N (2000) --lr X (0.003) --seed N (1) --threads N (all cores)
 
+      kafka-mock librdkafka's mock Kafka cluster in this process for other processes to use: prints its bootstrap
+                 address on the first line and runs until stdin closes or SIGTERM. --brokers N (1) --partitions P (4,
+                 for the pipeline's topics) --rebalance-delay-ms MS (3000) --ignore-stdin (stop on signals only)
+      bench-kafka KafkaEventBus against a raw Confluent.Kafka producer/consumer with rollout-sized messages on a
+                 mock cluster; writes a results table. --out FILE (bench-kafka.md) --quick --completions N --tokens N
+
     Environment: ONLINERL_NUM_THREADS sets libtorch's thread count (default: all cores).
     """;
 
@@ -60,6 +66,8 @@ try
         "smoke" => SmokeCommand.Run(options),
         "bench-generation" => GenerationBench.RunChild(options),
         "bench" => BenchCommand.Run(options),
+        "kafka-mock" => await KafkaMockCommand.RunAsync(options),
+        "bench-kafka" => await KafkaBench.RunAsync(options),
         _ => throw new UsageException($"unknown command '{args[0]}'"),
     };
 }

@@ -1,4 +1,5 @@
 using OnlineRl.Messaging;
+using OnlineRl.Messaging.Kafka;
 using OnlineRl.Weights;
 
 namespace OnlineRl.Pipeline;
@@ -30,6 +31,17 @@ public static class Transports
     {
         if (transport.Bus == InProcess) return new InProcessEventBus();
         if (!IsBusUri(transport.Bus)) throw new ConfigException($"config key 'transport.bus': '{transport.Bus}' is not inproc, redis://HOST:PORT or kafka://HOST:PORT[,HOST:PORT...]");
+        if (transport.Bus.StartsWith("kafka://", StringComparison.Ordinal))
+        {
+            try
+            {
+                return new KafkaEventBus(KafkaEventBusOptions.FromUri(transport.Bus, transport.Kafka));
+            }
+            catch (ArgumentException e)
+            {
+                throw new ConfigException($"config key 'transport.kafka': {e.Message}");
+            }
+        }
         throw NotBuiltIn("transport.bus", transport.Bus);
     }
 
