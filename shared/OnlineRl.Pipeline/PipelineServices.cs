@@ -240,12 +240,16 @@ public static class PipelineServices
         using var session = LearnerSession.Create(config, withGeneratorModel: false, log);
         using var ledger = Ledger(config, config.Service.Id);
         var store = WeightStore(config, blobs);
-        var initial = session.StateStore?.Latest() is null
+        var resuming = session.StateStore?.Latest() is not null;
+        if (resuming) log($"resuming from {session.StateStore!.Latest()}");
+        if (!resuming && session.HeldOutCount > 0) log($"held-out accuracy before RL: {session.Evaluate():P1} ({session.HeldOutCount} problems)");
+        var initial = !resuming
             ? (await LearnerWorker.PublishWeightsAsync(store, session.Policy, config.Model.LoraRank > 0, 0, cancellationToken).ConfigureAwait(false)).Version
             : 0; // a resuming learner publishes its restored weights itself
         var worker = new LearnerWorker(bus, store, session.Learner, session.Policy, LearnerOptions(config, config.Service.Id), config.RunId, initial,
             session.HeldOutCount > 0 ? session.Evaluate : null, report => log(InProcessRun.ProgressLine(report)), session.StateStore, ledger);
         await worker.RunAsync(cancellationToken).ConfigureAwait(false);
+        if (session.HeldOutCount > 0) log($"held-out accuracy after RL: {session.Evaluate():P1}");
         log($"learner {config.Service.Id}: {session.Learner.StepCount} steps, weights v{worker.Version}, dropped stale {worker.DroppedStale}, duplicates {worker.Duplicates}" +
             (worker.RestoredStep is { } step ? $", resumed from step {step}" : ""));
         return worker;

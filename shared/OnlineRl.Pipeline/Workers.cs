@@ -127,7 +127,7 @@ public sealed class GeneratorWorker
         {
             while (true)
             {
-                var first = await prompts.Reader.ReadAsync(linked.Token).ConfigureAwait(false);
+                var first = await NextPromptAsync(prompts.Reader, linked.Token).ConfigureAwait(false);
                 var batch = new List<(PromptMessage Prompt, BusMessage Raw, IEventSubscription From)> { first };
                 while (batch.Count < batchPrompts && prompts.Reader.TryRead(out var more)) batch.Add(more);
                 // A prompt admitted after version v was announced (with no lag allowed) must not be answered
@@ -149,6 +149,31 @@ public sealed class GeneratorWorker
             await Task.WhenAll(watcher.ContinueWith(_ => { }, TaskScheduler.Default), pump.ContinueWith(_ => { }, TaskScheduler.Default)).ConfigureAwait(false);
         }
     }
+
+    /// <summary>
+    /// The next prompt. While none comes the generator keeps taking newly announced weights, so an idle generator
+    /// (e.g. at the end of a run) does not sit on an old version.
+    /// </summary>
+    private async Task<(PromptMessage Prompt, BusMessage Raw, IEventSubscription From)> NextPromptAsync(
+        ChannelReader<(PromptMessage Prompt, BusMessage Raw, IEventSubscription From)> reader, CancellationToken cancellationToken)
+    {
+        while (true)
+        {
+            if (reader.TryRead(out var item)) return item;
+            using var idle = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            idle.CancelAfter(IdleWeightCheck);
+            try
+            {
+                await reader.WaitToReadAsync(idle.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+            {
+                await SwapWeightsIfNewerAsync(cancellationToken).ConfigureAwait(false);
+            }
+        }
+    }
+
+    private static readonly TimeSpan IdleWeightCheck = TimeSpan.FromMilliseconds(250);
 
     private async Task WatchPolicyAsync(CancellationToken cancellationToken)
     {

@@ -1,0 +1,261 @@
+using System.Globalization;
+using System.Net;
+using System.Net.Sockets;
+using System.Text.RegularExpressions;
+using OnlineRl.Pipeline;
+using Xunit.Abstractions;
+
+namespace OnlineRl.Distributed.Tests;
+
+/// <summary>Skips when a distributed run cannot be started here (no redis-server, CLI not built).</summary>
+public sealed class DistributedFactAttribute : FactAttribute
+{
+    /// <summary>Sets <see cref="FactAttribute.Skip"/> with the reason when something is missing.</summary>
+    public DistributedFactAttribute()
+    {
+        if (RedisServer.MissingReason is { } redis) Skip = redis;
+        else if (KafkaMock.FindCli(out var reason) is null) Skip = reason;
+    }
+}
+
+/// <summary>
+/// A policy trained once by <c>onlinerl sft</c> to a low accuracy: the starting checkpoint every distributed
+/// run of this collection loads (so no service repeats the warm start).
+/// </summary>
+public sealed class SftCheckpointFixture : IDisposable
+{
+    /// <summary>SFT steps: the same low starting accuracy as the proof-of-learning tests (about 28%).</summary>
+    public const int SftSteps = 200;
+
+    private readonly string root = Path.Combine(Path.GetTempPath(), $"onlinerl-distributed-{Guid.NewGuid():N}");
+
+    /// <summary>Trains the checkpoint (when the tests can run at all).</summary>
+    public SftCheckpointFixture()
+    {
+        Cli = KafkaMock.FindCli(out _) ?? "";
+        Checkpoint = Path.Combine(root, "sft");
+        if (Cli.Length == 0 || RedisServer.MissingReason is not null) return;
+        using var sft = ServiceProcess.Start("sft", Cli, ["sft", "--out", Checkpoint, "--steps", SftSteps.ToString(CultureInfo.InvariantCulture), "--seed", "1"],
+            Path.Combine(root, "sft.log"), new Dictionary<string, string> { ["ONLINERL_NUM_THREADS"] = "2" });
+        if (!sft.WaitForExitAsync(TimeSpan.FromMinutes(10)).GetAwaiter().GetResult() || sft.ExitCode != 0)
+            throw new InvalidOperationException($"onlinerl sft failed:\n{sft.Tail()}");
+    }
+
+    /// <summary>Path of onlinerl.dll.</summary>
+    public string Cli { get; }
+
+    /// <summary>The SFT checkpoint directory (model + tokenizer).</summary>
+    public string Checkpoint { get; }
+
+    /// <summary>Removes the temporary directory.</summary>
+    public void Dispose()
+    {
+        try { Directory.Delete(root, recursive: true); } catch (IOException) { }
+    }
+}
+
+/// <summary>The distributed tests share one SFT checkpoint and run one at a time (each uses both cores).</summary>
+[CollectionDefinition(Name)]
+public sealed class DistributedCollection : ICollectionFixture<SftCheckpointFixture>
+{
+    /// <summary>The collection's name.</summary>
+    public const string Name = "distributed";
+}
+
+/// <summary>
+/// One distributed run: a config file, a ledger and a learner state directory in a temp folder, and the
+/// service processes started on it. Disposal stops every process and prints their logs' tails on failure.
+/// </summary>
+public sealed partial class DistributedRun : IDisposable
+{
+    private static readonly HttpClient Http = new() { Timeout = TimeSpan.FromSeconds(5) };
+    private readonly string cli;
+    private readonly ITestOutputHelper output;
+    private readonly List<ServiceProcess> processes = [];
+    private readonly Dictionary<string, int> metricsPorts = [];
+
+    /// <summary>Writes the run's config: GRPO with strict alternation over the given transports.</summary>
+    public DistributedRun(SftCheckpointFixture start, string busUri, string weightsUri, int steps, int promptsPerStep, ITestOutputHelper output,
+        IReadOnlyDictionary<string, string>? kafkaSettings = null)
+    {
+        cli = start.Cli;
+        this.output = output;
+        Steps = steps;
+        PromptsPerStep = promptsPerStep;
+        Root = Path.Combine(Path.GetTempPath(), $"onlinerl-run-{Guid.NewGuid():N}");
+        Directory.CreateDirectory(Root);
+        var kafka = kafkaSettings is null ? "" : "  kafka:\n" + string.Concat(kafkaSettings.Select(kv => $"    {kv.Key}: \"{kv.Value}\"\n"));
+        File.WriteAllText(ConfigPath, $"""
+            run_id: distributed-test
+            output_dir: {Path.Combine(Root, "out")}
+            seed: 1
+            threads: 1
+            model:
+              checkpoint: {start.Checkpoint}
+            task:
+              kind: addition
+              max_digits: 3
+              eval_size: 300
+              max_prompts: {steps * promptsPerStep}
+            sft:
+              steps: 0
+            sampling:
+              group_size: 8
+              temperature: 1.0
+              max_new_tokens: 6
+            algorithm:
+              name: grpo
+              learning_rate: 0.0001
+              warmup_steps: 5
+              prompts_per_step: {promptsPerStep}
+              kl_estimator: k3
+              kl_beta: 0.02
+            train:
+              steps: {steps}
+              eval_every: 0
+              overlap: false
+              max_policy_lag: 0
+              checkpoint_every: 1
+              state_dir: {Path.Combine(Root, "learner-state")}
+              ledger_dir: {LedgerDir}
+            transport:
+              bus: {busUri}
+              weights: {weightsUri}
+            {kafka}
+            """);
+    }
+
+    /// <summary>The run's folder (config, ledger, state, process logs).</summary>
+    public string Root { get; }
+
+    /// <summary>Learner updates the run makes.</summary>
+    public int Steps { get; }
+
+    /// <summary>Prompts per update.</summary>
+    public int PromptsPerStep { get; }
+
+    /// <summary>The run's config file.</summary>
+    public string ConfigPath => Path.Combine(Root, "config.yaml");
+
+    /// <summary>The per-sample ledger's folder.</summary>
+    public string LedgerDir => Path.Combine(Root, "ledger");
+
+    /// <summary>Starts <c>onlinerl SERVICE</c> as <paramref name="id"/> with its own metrics port.</summary>
+    public ServiceProcess Start(string service, string id)
+    {
+        var port = FreePort();
+        metricsPorts[id] = port;
+        var process = ServiceProcess.Start(id, cli,
+            [service, "--config", ConfigPath, "--service.id", id, "--service.metrics_port", port.ToString(CultureInfo.InvariantCulture)],
+            Path.Combine(Root, "logs", id + ".log"), new Dictionary<string, string> { ["ONLINERL_NUM_THREADS"] = "1" });
+        processes.Add(process);
+        return process;
+    }
+
+    /// <summary>Starts the learner, a scorer, the given generators and the feeder.</summary>
+    public (ServiceProcess Learner, List<ServiceProcess> Generators) StartAll(params string[] generators)
+    {
+        var learner = Start("learner", "learner");
+        Start("scorer", "scorer-0");
+        var started = generators.Select(id => Start("generator", id)).ToList();
+        Start("feeder", "feeder-0");
+        return (learner, started);
+    }
+
+    /// <summary>The newest learner step a learner process has printed (0 before the first).</summary>
+    public static long LatestStep(ServiceProcess learner) =>
+        learner.Lines.Select(line => StepLine().Match(line)).Where(m => m.Success).Select(m => long.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture))
+            .DefaultIfEmpty(0).Max();
+
+    /// <summary>Waits until the learner has printed step <paramref name="step"/> or later.</summary>
+    public static Task WaitForStepAsync(ServiceProcess learner, long step, TimeSpan timeout) =>
+        learner.WaitForLineAsync(line => StepLine().Match(line) is { Success: true } m && long.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture) >= step, timeout);
+
+    /// <summary>The mean rewards the learner printed, step by step.</summary>
+    public static List<double> Rewards(IEnumerable<ServiceProcess> learners) =>
+        learners.SelectMany(l => l.Lines).Select(line => StepLine().Match(line)).Where(m => m.Success)
+            .Select(m => double.Parse(m.Groups[2].Value, CultureInfo.InvariantCulture)).ToList();
+
+    /// <summary>A held-out accuracy the learner printed ("before RL" or "after RL").</summary>
+    public static double Accuracy(ServiceProcess learner, string when)
+    {
+        var line = learner.Lines.LastOrDefault(l => l.Contains($"held-out accuracy {when}", StringComparison.Ordinal))
+                   ?? throw new InvalidOperationException($"{learner.Name} printed no held-out accuracy {when}:\n{learner.Tail()}");
+        return double.Parse(Percent().Match(line).Groups[1].Value, CultureInfo.InvariantCulture) / 100;
+    }
+
+    /// <summary>The newest weights version the learner printed in its final line.</summary>
+    public static long FinalVersion(ServiceProcess learner)
+    {
+        var line = learner.Lines.LastOrDefault(l => FinalLine().IsMatch(l)) ?? throw new InvalidOperationException($"{learner.Name} printed no final line:\n{learner.Tail()}");
+        return long.Parse(FinalLine().Match(line).Groups[1].Value, CultureInfo.InvariantCulture);
+    }
+
+    /// <summary>The weights version a generator reports on its /metrics (null when unreachable).</summary>
+    public async Task<long?> HeldVersionAsync(string generatorId)
+    {
+        try
+        {
+            var text = await Http.GetStringAsync($"http://127.0.0.1:{metricsPorts[generatorId]}/metrics");
+            var match = text.Split('\n').Select(l => HeldVersionLine().Match(l)).FirstOrDefault(m => m.Success && m.Groups[1].Value == generatorId);
+            return match is null ? null : (long)double.Parse(match.Groups[2].Value, CultureInfo.InvariantCulture);
+        }
+        catch (HttpRequestException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>Waits until every listed generator reports <paramref name="version"/> on /metrics; returns what they hold.</summary>
+    public async Task<Dictionary<string, long?>> WaitForGeneratorsOnAsync(IEnumerable<string> generatorIds, long version, TimeSpan timeout)
+    {
+        var deadline = DateTime.UtcNow + timeout;
+        while (true)
+        {
+            var held = new Dictionary<string, long?>();
+            foreach (var id in generatorIds) held[id] = await HeldVersionAsync(id);
+            if (held.Values.All(v => v == version) || DateTime.UtcNow > deadline) return held;
+            await Task.Delay(250);
+        }
+    }
+
+    /// <summary>Stops every process still running (SIGTERM, then SIGKILL) and checks the ledger.</summary>
+    public async Task<LedgerReport> FinishAsync()
+    {
+        foreach (var process in processes.Where(p => !p.HasExited)) await process.TerminateAsync(TimeSpan.FromSeconds(15));
+        var report = Ledger.Verify(LedgerDir);
+        output.WriteLine(report.ToString());
+        return report;
+    }
+
+    /// <summary>Prints every process's last lines (for the test log), stops them and removes the folder.</summary>
+    public void Dispose()
+    {
+        foreach (var process in processes)
+        {
+            output.WriteLine($"--- {process.Name} (exited: {process.HasExited})");
+            output.WriteLine(process.Tail(12));
+            process.Dispose();
+        }
+        try { Directory.Delete(Root, recursive: true); } catch (IOException) { }
+    }
+
+    private static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+
+    [GeneratedRegex(@"\bstep\s+(\d+)\s+reward\s+(-?[\d.]+|NaN)")]
+    private static partial Regex StepLine();
+
+    [GeneratedRegex(@"([\d.]+)\s?%")]
+    private static partial Regex Percent();
+
+    [GeneratedRegex(@"steps, weights v(\d+)")]
+    private static partial Regex FinalLine();
+
+    [GeneratedRegex("""^onlinerl_generator_weights_version\{[^}]*generator="([^"]+)"[^}]*\}\s+(\S+)""")]
+    private static partial Regex HeldVersionLine();
+}
