@@ -11,8 +11,11 @@ public enum DecodeErrorKind
     /// <summary>The payload is larger than the configured limit.</summary>
     Oversized,
 
-    /// <summary>The bytes are not a protobuf message of the expected type (truncated, corrupt).</summary>
+    /// <summary>The bytes are not a protobuf message of the expected type (corrupt).</summary>
     Malformed,
+
+    /// <summary>The bytes end in the middle of a field: the tail of the message was cut off.</summary>
+    Truncated,
 
     /// <summary>The schema version is missing, too old or newer than this build understands.</summary>
     UnsupportedSchemaVersion,

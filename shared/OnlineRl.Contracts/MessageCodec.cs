@@ -14,7 +14,7 @@ public sealed record MessageCodecOptions
 
 /// <summary>
 /// Writes messages to bytes and reads them back with validation. <see cref="Decode{T}"/> never throws on
-/// bad input: truncated or corrupt bytes, an unsupported schema version, a missing or out-of-range field
+/// bad input: corrupt bytes, bytes cut off inside a field, an unsupported schema version, a missing or out-of-range field
 /// and an oversized payload each give a <see cref="DecodeResult{T}"/> whose error names the field.
 /// Thread-safe.
 /// </summary>
@@ -80,19 +80,84 @@ public sealed class MessageCodec
         {
             message = ParserOf<T>.Parser.ParseFrom(payload);
         }
-        catch (InvalidProtocolBufferException ex)
-        {
-            return DecodeResult<T>.Failure(DecodeErrorKind.Malformed, $"payload: not a valid {ParserOf<T>.TypeName} ({ex.Message})");
-        }
         catch (Exception ex) when (ex is not OutOfMemoryException)
         {
             // The protobuf runtime documents InvalidProtocolBufferException only; anything else is still bad input.
-            return DecodeResult<T>.Failure(DecodeErrorKind.Malformed,
-                $"payload: not a valid {ParserOf<T>.TypeName} ({ex.GetType().Name}: {ex.Message})");
+            var detail = ex is InvalidProtocolBufferException ? ex.Message : $"{ex.GetType().Name}: {ex.Message}";
+            return CutOffField(payload, Options.MaxPayloadBytes) is { } cut
+                ? DecodeResult<T>.Failure(DecodeErrorKind.Truncated, $"payload: truncated {ParserOf<T>.TypeName}: {cut}")
+                : DecodeResult<T>.Failure(DecodeErrorKind.Malformed, $"payload: not a valid {ParserOf<T>.TypeName} ({detail})");
         }
         return ContractValidator.Validate(message) is { } problem
             ? DecodeResult<T>.Failure(problem.Kind, problem.Reason)
             : DecodeResult<T>.Success(message);
+    }
+
+    /// <summary>
+    /// Walks the top-level fields of a payload protobuf could not parse and describes the field the bytes end
+    /// in, or returns null when every top-level field is complete or a field claims more bytes than any message
+    /// within <paramref name="maxPayloadBytes"/> has (the bytes are corrupt, not cut short). A cut anywhere inside
+    /// a message always cuts its last top-level field, so this one level is enough.
+    /// </summary>
+    private static string? CutOffField(ReadOnlySpan<byte> payload, int maxPayloadBytes)
+    {
+        var position = 0;
+        while (position < payload.Length)
+        {
+            var start = position;
+            switch (ReadVarint(payload, ref position, out var tag))
+            {
+                case VarintRead.Ended: return $"the bytes end inside the tag at offset {start}";
+                case VarintRead.TooLong: return null;
+            }
+            var field = tag >> 3;
+            ulong length;
+            switch (tag & 7)
+            {
+                case 0: // varint
+                    switch (ReadVarint(payload, ref position, out _))
+                    {
+                        case VarintRead.Ended: return $"field {field}: the bytes end inside its varint value";
+                        case VarintRead.TooLong: return null;
+                    }
+                    continue;
+                case 1: // fixed 64-bit
+                    length = 8;
+                    break;
+                case 2: // length-delimited
+                    switch (ReadVarint(payload, ref position, out length))
+                    {
+                        case VarintRead.Ended: return $"field {field}: the bytes end inside its length";
+                        case VarintRead.TooLong: return null;
+                    }
+                    break;
+                case 5: // fixed 32-bit
+                    length = 4;
+                    break;
+                default: // groups (unused by the contracts) and the invalid wire types 6 and 7
+                    return null;
+            }
+            var remaining = (ulong)(payload.Length - position);
+            if (length > (ulong)(maxPayloadBytes - position)) return null;
+            if (length > remaining) return $"field {field}: needs {length} bytes, only {remaining} remain";
+            position += (int)length;
+        }
+        return null;
+    }
+
+    private enum VarintRead { Complete, Ended, TooLong }
+
+    private static VarintRead ReadVarint(ReadOnlySpan<byte> payload, ref int position, out ulong value)
+    {
+        value = 0;
+        for (var shift = 0; shift < 64; shift += 7)
+        {
+            if (position >= payload.Length) return VarintRead.Ended;
+            var b = payload[position++];
+            value |= (ulong)(b & 0x7f) << shift;
+            if (b < 0x80) return VarintRead.Complete;
+        }
+        return VarintRead.TooLong;
     }
 
     private static class ParserOf<T> where T : class, IMessage<T>, new()

@@ -167,7 +167,7 @@ public sealed partial class Consumer<T> where T : class, IMessage<T>, IContractM
 
         var decoded = _codec.Decode<T>(message.Payload.Span);
         if (!decoded.Ok)
-            return await DeadLetterAsync(subscription, message, null, ReasonTag(decoded.ErrorKind), decoded.Error,
+            return await DeadLetterAsync(subscription, message, null, DeadLetterReasons.Of(decoded.ErrorKind), decoded.Error,
                 cancellationToken).ConfigureAwait(false);
 
         bool acknowledgeNow;
@@ -236,14 +236,6 @@ public sealed partial class Consumer<T> where T : class, IMessage<T>, IContractM
         LogDeadLettered(_logger, Topic, GroupId, message.Id, reason);
         return ConsumeOutcome.DeadLettered;
     }
-
-    private static string ReasonTag(DecodeErrorKind kind) => kind switch
-    {
-        DecodeErrorKind.Oversized => DeadLetterReasons.Oversized,
-        DecodeErrorKind.Malformed => DeadLetterReasons.Malformed,
-        DecodeErrorKind.UnsupportedSchemaVersion => DeadLetterReasons.UnsupportedSchemaVersion,
-        _ => DeadLetterReasons.Invalid,
-    };
 
     [LoggerMessage(Level = LogLevel.Warning,
         Message = "Dead-lettered message {MessageId} of topic {Topic} (group {Group}): {Reason}")]

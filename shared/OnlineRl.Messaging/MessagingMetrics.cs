@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Diagnostics.Metrics;
+using OnlineRl.Contracts;
 
 namespace OnlineRl.Messaging;
 
@@ -13,7 +14,7 @@ namespace OnlineRl.Messaging;
 /// <item><term>onlinerl.messaging.published.size</term><description>payload bytes published (By); tag topic.</description></item>
 /// <item><term>onlinerl.messaging.consumed</term><description>messages handled and acknowledged ({message}); tags topic, group.</description></item>
 /// <item><term>onlinerl.messaging.dead_letters</term><description>messages sent to the dead-letter topic ({message}); tags topic, reason
-/// (a low-cardinality category such as "malformed", "invalid", "handler_failed").</description></item>
+/// (a low-cardinality category of <see cref="DeadLetterReasons"/>).</description></item>
 /// <item><term>onlinerl.messaging.handler_failures</term><description>handler exceptions ({failure}); tags topic, group.</description></item>
 /// <item><term>onlinerl.messaging.consumer.lag</term><description>messages a group has not acknowledged yet ({message}); tags topic,
 /// group; observed from the buses registered with <see cref="TrackConsumerLag"/>.</description></item>
@@ -124,6 +125,9 @@ public static class DeadLetterReasons
     /// <summary>Bytes that do not parse.</summary>
     public const string Malformed = "malformed";
 
+    /// <summary>Bytes that end inside a field (the tail of the message is missing).</summary>
+    public const string Truncated = "truncated";
+
     /// <summary>Missing, too old or too new schema version.</summary>
     public const string UnsupportedSchemaVersion = "unsupported_schema_version";
 
@@ -138,4 +142,16 @@ public static class DeadLetterReasons
 
     /// <summary>Delivered more often than allowed (e.g. the process died while handling it).</summary>
     public const string TooManyDeliveries = "too_many_deliveries";
+
+    /// <summary>The reason of a payload the codec rejected.</summary>
+    /// <param name="kind">The codec's error kind (not <see cref="DecodeErrorKind.None"/>).</param>
+    public static string Of(DecodeErrorKind kind) => kind switch
+    {
+        DecodeErrorKind.Oversized => Oversized,
+        DecodeErrorKind.Malformed => Malformed,
+        DecodeErrorKind.Truncated => Truncated,
+        DecodeErrorKind.UnsupportedSchemaVersion => UnsupportedSchemaVersion,
+        DecodeErrorKind.Invalid => Invalid,
+        _ => throw new ArgumentOutOfRangeException(nameof(kind), kind, "Not an error kind."),
+    };
 }

@@ -37,10 +37,22 @@ public sealed class TaskSource
             var exact = new WeightedReward(new (IRewardFunction, double)[] { (new ExactAnswerReward(), 1.0) });
             return new TaskSource(i => task.Item(1_000_000 + i), heldOut, exact);
         }
-        var dataset = new JsonlDataset(config.Path, strict: !config.SkipBadLines);
-        var items = dataset.Read().ToList();
-        foreach (var error in dataset.Errors.Take(20)) log?.Invoke($"skipped bad dataset line {error}");
-        if (dataset.Errors.Count > 20) log?.Invoke($"... and {dataset.Errors.Count - 20} more bad lines");
+        var dataset = new JsonlDataset(config.Path, badLines: config.BadLines == "skip" ? BadLinePolicy.Skip : BadLinePolicy.Reject);
+        List<TaskItem> items;
+        try
+        {
+            items = dataset.Read().ToList();
+        }
+        catch (FileNotFoundException)
+        {
+            throw new ConfigException($"task.path: dataset not found: {config.Path}");
+        }
+        catch (InvalidDataException e)
+        {
+            throw new ConfigException($"task.path: bad line {e.Message} (task.bad_lines is reject; set it to skip to leave bad lines out)");
+        }
+        foreach (var error in dataset.Errors) log?.Invoke($"skipped bad dataset line {error}");
+        if (dataset.Errors.Count > 0) log?.Invoke($"skipped {dataset.Errors.Count} bad lines of {config.Path} (task.bad_lines: skip)");
         var evalCount = Math.Min(config.EvalSize, items.Count / 2);
         var training = items.Skip(evalCount).ToList();
         if (training.Count == 0) throw new ConfigException($"task.path {config.Path}: no usable training items");

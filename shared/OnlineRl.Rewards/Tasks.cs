@@ -60,17 +60,32 @@ public sealed record DatasetError(string Path, long Line, string Reason)
     public override string ToString() => $"{Path}:{Line}: {Reason}";
 }
 
+/// <summary>What a <see cref="JsonlDataset"/> does with a line it cannot use.</summary>
+public enum BadLinePolicy
+{
+    /// <summary>Stop reading with an <see cref="InvalidDataException"/> naming the file and line.</summary>
+    Reject,
+
+    /// <summary>Leave the line out and record it in <see cref="JsonlDataset.Errors"/>.</summary>
+    Skip,
+}
+
 /// <summary>
 /// Reads prompt/answer JSON lines, e.g. GSM8K ({"question": ..., "answer": "... #### 72"}): the prompt
-/// comes from <c>promptField</c>, the answer from <c>answerField</c> (for GSM8K, the number after "####").
-/// Bad lines are reported with file and line and skipped, or rejected when <c>strict</c>.
+/// comes from <c>promptField</c>, the answer from <c>answerField</c>: the number after the last "####", or
+/// the whole answer when it is a number. A line that is not a JSON object, lacks a field, has an empty field
+/// or one that is not a string, or has no final numeric answer is bad: it is reported with file and line and
+/// rejected or skipped per <c>badLines</c>.
 /// </summary>
-public sealed class JsonlDataset(string path, string promptField = "question", string answerField = "answer", bool strict = false)
+public sealed class JsonlDataset(string path, string promptField = "question", string answerField = "answer",
+    BadLinePolicy badLines = BadLinePolicy.Reject)
 {
-    /// <summary>Lines that could not be used (when not strict).</summary>
+    /// <summary>The lines skipped so far (with <see cref="BadLinePolicy.Skip"/>).</summary>
     public List<DatasetError> Errors { get; } = new();
 
     /// <summary>Reads every usable item.</summary>
+    /// <exception cref="FileNotFoundException">The file does not exist.</exception>
+    /// <exception cref="InvalidDataException">A line is bad and the policy is <see cref="BadLinePolicy.Reject"/>; the message reads "file:line: problem".</exception>
     public IEnumerable<TaskItem> Read()
     {
         if (!File.Exists(path)) throw new FileNotFoundException($"dataset not found: {path}", path);
@@ -88,7 +103,7 @@ public sealed class JsonlDataset(string path, string promptField = "question", s
                 continue;
             }
             var problem = new DatasetError(path, lineNumber, error!);
-            if (strict) throw new InvalidDataException(problem.ToString());
+            if (badLines == BadLinePolicy.Reject) throw new InvalidDataException(problem.ToString());
             Errors.Add(problem);
         }
     }
@@ -99,21 +114,32 @@ public sealed class JsonlDataset(string path, string promptField = "question", s
         {
             using var document = JsonDocument.Parse(line);
             var root = document.RootElement;
-            if (root.ValueKind != JsonValueKind.Object) return (null, "not a JSON object");
-            if (!root.TryGetProperty(promptField, out var prompt) || prompt.ValueKind != JsonValueKind.String)
-                return (null, $"field '{promptField}' is missing or not a string");
-            if (!root.TryGetProperty(answerField, out var answer) || answer.ValueKind != JsonValueKind.String)
-                return (null, $"field '{answerField}' is missing or not a string");
-            var answerText = answer.GetString()!;
-            var final = answerText.Contains("####", StringComparison.Ordinal)
-                ? NumericAnswerReward.ExtractAnswer(answerText, requireHashMarker: true)?.ToString(CultureInfo.InvariantCulture)
-                : answerText.Trim();
-            if (string.IsNullOrEmpty(final)) return (null, $"field '{answerField}' has no final answer after '####'");
-            return (new TaskItem($"{name}-{index}", prompt.GetString()!, final, index), null);
+            if (root.ValueKind != JsonValueKind.Object) return (null, $"not a JSON object (a {root.ValueKind})");
+            var (prompt, promptError) = Text(root, promptField);
+            if (prompt is null) return (null, promptError);
+            var (answer, answerError) = Text(root, answerField);
+            if (answer is null) return (null, answerError);
+            var final = answer.Contains("####", StringComparison.Ordinal)
+                ? NumericAnswerReward.ExtractAnswer(answer, requireHashMarker: true)
+                : NumericAnswerReward.ParseNumber(answer);
+            if (final is null)
+                return (null, answer.Contains("####", StringComparison.Ordinal)
+                    ? $"field '{answerField}': no number after '####'"
+                    : $"field '{answerField}': no final answer (expected '#### N' or a number)");
+            return (new TaskItem($"{name}-{index}", prompt, final.Value.ToString(CultureInfo.InvariantCulture), index), null);
         }
         catch (JsonException e)
         {
             return (null, $"invalid JSON ({e.Message})");
         }
+    }
+
+    /// <summary>The non-empty string of <paramref name="field"/>, or why there is none.</summary>
+    private static (string? Value, string? Error) Text(JsonElement root, string field)
+    {
+        if (!root.TryGetProperty(field, out var value)) return (null, $"field '{field}': missing");
+        if (value.ValueKind != JsonValueKind.String) return (null, $"field '{field}': a {value.ValueKind}, not a string");
+        var text = value.GetString()!;
+        return string.IsNullOrWhiteSpace(text) ? (null, $"field '{field}': empty") : (text, null);
     }
 }

@@ -77,7 +77,7 @@ public class CodecFuzzTests
         catch (InvalidProtocolBufferException)
         {
             expectedProblem = "malformed";
-            Assert.Equal(DecodeErrorKind.Malformed, result.Kind);
+            Assert.Contains(result.Kind, new[] { DecodeErrorKind.Malformed, DecodeErrorKind.Truncated });
         }
 
         if (result.Ok)
@@ -98,7 +98,8 @@ public class CodecFuzzTests
         return false;
     }
 
-    private static byte[] Mutate(Random rng, byte[] valid, byte[] other)
+    /// <summary>One to three random edits of <paramref name="valid"/>: bit flips, cuts, junk, duplicated chunks, a splice with <paramref name="other"/>.</summary>
+    internal static byte[] Mutate(Random rng, byte[] valid, byte[] other)
     {
         var b = valid.ToList();
         var edits = rng.Next(1, 4);

@@ -138,14 +138,25 @@ public class CodecTests
     }
 
     [Fact]
-    public void Truncated_bytes_are_malformed()
+    public void Bytes_cut_inside_a_field_are_truncated_and_corrupt_bytes_of_full_length_are_malformed()
     {
         // The last field of a scored group is scorer_version (a string): cutting into it truncates a field.
         var bytes = Codec.Encode(Samples.Scored());
-        var r = Codec.Decode<ScoredGroup>(bytes.AsSpan(0, bytes.Length - 3));
-        Assert.False(r.Ok);
-        Assert.Equal(DecodeErrorKind.Malformed, r.ErrorKind);
-        Assert.Contains("payload", r.Error, StringComparison.Ordinal);
+        var cut = Codec.Decode<ScoredGroup>(bytes.AsSpan(0, bytes.Length - 3));
+        Assert.False(cut.Ok);
+        Assert.Equal(DecodeErrorKind.Truncated, cut.ErrorKind);
+        Assert.StartsWith("payload: truncated onlinerl.v1.ScoredGroup: field ", cut.Error, StringComparison.Ordinal);
+        Assert.Contains("only", cut.Error, StringComparison.Ordinal);
+
+        // Cut in the middle of a nested message (the rollout, field 5 or so): still the top-level field runs past the end.
+        var middle = Codec.Decode<ScoredGroup>(bytes.AsSpan(0, bytes.Length / 2));
+        Assert.Equal(DecodeErrorKind.Truncated, middle.ErrorKind);
+
+        // Wire type 7 does not exist: the bytes are corrupt, whatever their length.
+        var corrupt = bytes.ToArray();
+        corrupt[0] = 0x0f;
+        var bad = Codec.Decode<ScoredGroup>(corrupt);
+        Assert.Equal(DecodeErrorKind.Malformed, bad.ErrorKind);
     }
 
     [Fact]

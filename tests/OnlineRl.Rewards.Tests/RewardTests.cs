@@ -56,7 +56,7 @@ public class RewardTests
     }
 
     [Fact]
-    public void BadDatasetLinesAreReportedWithFileAndLine()
+    public void BadDatasetLinesAreReportedWithFileAndLineAndRejectedOrSkipped()
     {
         var path = Path.Combine(Path.GetTempPath(), $"onlinerl-bad-{Guid.NewGuid():N}.jsonl");
         File.WriteAllLines(path, new[]
@@ -66,17 +66,34 @@ public class RewardTests
             """{"answer": "#### 3"}""",
             """{"question": "q4", "answer": "no marker but text"}""",
             """{"question": "q5", "answer": "#### nothing"}""",
+            """{"question": "", "answer": "#### 6"}""",
+            """{"question": 7, "answer": "#### 7"}""",
+            """{"question": "q8", "answer": ["#### 8"]}""",
+            """[1, 2]""",
+            "",
+            """{"question": "q11", "answer": " 1,234 "}""",
         });
         try
         {
-            var lenient = new JsonlDataset(path);
-            var items = lenient.Read().ToList();
-            Assert.Equal(new[] { "5", "no marker but text" }, items.Select(i => i.Answer));
-            Assert.Equal(new long[] { 2, 3, 5 }, lenient.Errors.Select(e => e.Line));
-            Assert.Contains("field 'question'", lenient.Errors[1].Reason);
-            Assert.Contains(path + ":2:", lenient.Errors[0].ToString());
-            var error = Assert.Throws<InvalidDataException>(() => new JsonlDataset(path, strict: true).Read().ToList());
-            Assert.Contains(":2:", error.Message);
+            var skipping = new JsonlDataset(path, badLines: BadLinePolicy.Skip);
+            var items = skipping.Read().ToList();
+            Assert.Equal(new[] { "5", "1234" }, items.Select(i => i.Answer));
+            Assert.Equal(new long[] { 0, 1 }, items.Select(i => i.Index));
+            var reasons = skipping.Errors.ToDictionary(e => e.Line, e => e.Reason);
+            Assert.Equal(new long[] { 2, 3, 4, 5, 6, 7, 8, 9 }, reasons.Keys);
+            Assert.StartsWith("invalid JSON", reasons[2], StringComparison.Ordinal);
+            Assert.Equal("field 'question': missing", reasons[3]);
+            Assert.Equal("field 'answer': no final answer (expected '#### N' or a number)", reasons[4]);
+            Assert.Equal("field 'answer': no number after '####'", reasons[5]);
+            Assert.Equal("field 'question': empty", reasons[6]);
+            Assert.Equal("field 'question': a Number, not a string", reasons[7]);
+            Assert.Equal("field 'answer': a Array, not a string", reasons[8]);
+            Assert.Equal("not a JSON object (a Array)", reasons[9]);
+            Assert.Equal($"{path}:3: field 'question': missing", skipping.Errors[1].ToString());
+
+            // Reject is the default: the first bad line stops the read, named by file and line.
+            var error = Assert.Throws<InvalidDataException>(() => new JsonlDataset(path).Read().ToList());
+            Assert.StartsWith($"{path}:2: invalid JSON", error.Message, StringComparison.Ordinal);
         }
         finally
         {
