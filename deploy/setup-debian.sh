@@ -9,6 +9,7 @@ onlinerl_setup() {
     libtorch-dev              # libtorch 1.13 (CPU): the tensor engine behind OnlineRl.Torch
     libopenblas0-openmp       # fast BLAS for libtorch (the default reference BLAS is ~15x slower)
     python3-torch             # /usr/bin/python3 + torch over the same libtorch: golden values, benchmarks
+    redis-server              # Redis Streams transport / weight store: tests and bench-redis start their own
     "$@"
   )
   local missing=()
