@@ -25,7 +25,8 @@ namespace OnlineRl.Redis;
 /// <para>Connection loss: every operation retries until the server is back (or the caller cancels); the
 /// client reconnects on its own. With the server's append-only file on, a restart loses nothing. A publish
 /// whose reply was lost in a disconnect is sent again, so a message may then appear twice: handlers are
-/// idempotent anyway (at-least-once delivery).</para>
+/// idempotent anyway (at-least-once delivery). A receive whose reply was lost had claimed an entry in Redis;
+/// the retry hands such entries (held in Redis, unknown to the subscription) back first.</para>
 /// <para>Notifications: publishes and hand-backs announce themselves on pub/sub channels so waiting
 /// receivers wake at once; <see cref="RedisEventBusOptions.PollInterval"/> bounds the wait when a
 /// notification is lost.</para>
@@ -113,8 +114,7 @@ public sealed class RedisEventBus : IEventBus
             WatchNewEntries(state);
             CreateGroup(state, groupId);
             // Entries still held under this consumer id belong to a dead predecessor (ids are unique among live consumers).
-            _db.ScriptEvaluate(StreamScripts.HandBackAll, [state.StreamKey],
-                [groupId, consumerId, HandBackConsumer, state.NewEntryChannel, "0"]);
+            _db.ScriptEvaluate(StreamScripts.HandBackAll, [state.StreamKey], subscription.HandBackArguments(deleteConsumer: false, keepHeld: false));
         }
         catch
         {
@@ -317,8 +317,13 @@ public sealed class RedisEventBus : IEventBus
                 cancellationToken.ThrowIfCancellationRequested();
                 ThrowIfUnusable();
                 var arrived = state.NewEntries.Next; // taken before looking: a publish in between still wakes us
-                var entry = await RunAsync(StreamScripts.Receive, [groupId, consumerId, HandBackConsumer], cancellationToken)
-                    .ConfigureAwait(false);
+                var attempts = 0;
+                var entry = await RunAsync(async () =>
+                {
+                    // A failed attempt may have claimed an entry whose reply was lost: give such entries back first.
+                    if (attempts++ > 0) await Evaluate(StreamScripts.HandBackAll, HandBackArguments(deleteConsumer: false, keepHeld: true)).ConfigureAwait(false);
+                    return await Evaluate(StreamScripts.Receive, [groupId, consumerId, HandBackConsumer]).ConfigureAwait(false);
+                }, cancellationToken).ConfigureAwait(false);
                 if (!entry.IsNull)
                 {
                     var message = ToMessage(entry);
@@ -359,8 +364,7 @@ public sealed class RedisEventBus : IEventBus
             try
             {
                 // One attempt: if the server is unreachable now, the entries go back after ClaimIdleAfter anyway.
-                await bus._db.ScriptEvaluateAsync(StreamScripts.HandBackAll, _keys,
-                    [groupId, consumerId, HandBackConsumer, state.NewEntryChannel, "1"]).ConfigureAwait(false);
+                await Evaluate(StreamScripts.HandBackAll, HandBackArguments(deleteConsumer: true, keepHeld: false)).ConfigureAwait(false);
             }
             catch (Exception e) when (IsTransient(e) || e is RedisServerException)
             {
@@ -402,21 +406,39 @@ public sealed class RedisEventBus : IEventBus
             }
         }
 
-        /// <summary>Runs a script on the topic's stream; re-creates the group when the server lost it (a restart without persistence).</summary>
+        /// <summary>Runs a script on the topic's stream (retrying through connection loss).</summary>
         private Task<RedisResult> RunAsync(string script, RedisValue[] arguments, CancellationToken cancellationToken) =>
+            RunAsync(() => Evaluate(script, arguments), cancellationToken);
+
+        /// <summary>
+        /// Runs <paramref name="command"/>, retrying through connection loss; re-creates the group when the
+        /// server lost it (a restart without persistence).
+        /// </summary>
+        private Task<RedisResult> RunAsync(Func<Task<RedisResult>> command, CancellationToken cancellationToken) =>
             bus.RetryAsync(async () =>
             {
                 try
                 {
-                    return await bus._db.ScriptEvaluateAsync(script, _keys, arguments).ConfigureAwait(false);
+                    return await command().ConfigureAwait(false);
                 }
                 catch (RedisServerException e) when (e.Message.Contains("NOGROUP", StringComparison.Ordinal))
                 {
                     bus._options.Logger.LogWarning("Group {Group} of {Topic} is gone from the server (restarted without its data?); re-creating it", groupId, Topic);
                     bus.CreateGroup(state, groupId);
-                    return await bus._db.ScriptEvaluateAsync(script, _keys, arguments).ConfigureAwait(false);
+                    return await command().ConfigureAwait(false);
                 }
             }, cancellationToken, this);
+
+        private Task<RedisResult> Evaluate(string script, RedisValue[] arguments) => bus._db.ScriptEvaluateAsync(script, _keys, arguments);
+
+        /// <summary>Arguments of <see cref="StreamScripts.HandBackAll"/> for this consumer.</summary>
+        public RedisValue[] HandBackArguments(bool deleteConsumer, bool keepHeld)
+        {
+            var arguments = new List<RedisValue> { groupId, consumerId, HandBackConsumer, state.NewEntryChannel, deleteConsumer ? "1" : "0" };
+            if (keepHeld)
+                lock (_held) arguments.AddRange(_held.Select(id => (RedisValue)id));
+            return arguments.ToArray();
+        }
 
         private async Task GiveBackQuietlyAsync(string id)
         {

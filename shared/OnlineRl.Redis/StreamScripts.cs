@@ -101,18 +101,25 @@ internal static class StreamScripts
         """;
 
     /// <summary>KEYS[1] stream. ARGV[1] group, ARGV[2] consumer, ARGV[3] hand-back consumer, ARGV[4]
-    /// new-entry channel, ARGV[5] "1" to remove the consumer afterwards. Hands back every entry the
-    /// consumer holds (atomically with the removal, which would otherwise drop them); returns how many.</summary>
+    /// new-entry channel, ARGV[5] "1" to remove the consumer afterwards, ARGV[6..] ids to keep. Hands back
+    /// every other entry the consumer holds (atomically with the removal, which would otherwise drop them);
+    /// returns how many.</summary>
     public const string HandBackAll = """
+        local keep = {}
+        for i = 6, #ARGV do keep[ARGV[i]] = true end
         local start, moved = '-', 0
         while true do
           local held = redis.call('XPENDING', KEYS[1], ARGV[1], start, '+', 100, ARGV[2])
           if #held == 0 then break end
           local args = {'XCLAIM', KEYS[1], ARGV[1], ARGV[3], 0}
-          for _, e in ipairs(held) do args[#args + 1] = e[1] end
-          args[#args + 1] = 'JUSTID'
-          redis.call(unpack(args))
-          moved = moved + #held
+          for _, e in ipairs(held) do
+            if not keep[e[1]] then args[#args + 1] = e[1] end
+          end
+          if #args > 5 then
+            args[#args + 1] = 'JUSTID'
+            redis.call(unpack(args))
+            moved = moved + #args - 6
+          end
           start = '(' .. held[#held][1]
         end
         if ARGV[5] == '1' then redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[2]) end
