@@ -32,11 +32,12 @@ public sealed class RedisServerProcess : IDisposable
     /// <summary>Where the server keeps its append-only file and log (<c>redis.log</c>).</summary>
     public string DataDirectory { get; }
 
-    /// <summary>The redis-server executable on PATH, or null when there is none.</summary>
-    public static string? FindExecutable() =>
+    /// <summary>A Redis executable (redis-server, redis-benchmark, ...) on PATH or in /usr/bin, or null when there is none.</summary>
+    /// <param name="name">The executable's name.</param>
+    public static string? FindExecutable(string name = "redis-server") =>
         (Environment.GetEnvironmentVariable("PATH") ?? "").Split(':', StringSplitOptions.RemoveEmptyEntries)
-            .Append("/usr/bin").Append("/usr/sbin")
-            .Select(dir => Path.Combine(dir, "redis-server"))
+            .Append("/usr/bin")
+            .Select(dir => Path.Combine(dir, name))
             .FirstOrDefault(File.Exists);
 
     /// <summary>Starts a server and waits until it answers PING.</summary>
