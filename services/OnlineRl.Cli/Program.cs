@@ -24,7 +24,7 @@ const string Usage = """
                  --dtype float32|bfloat16|float16 --seed N
       bench      Measure the binding (per-op overhead, matmul, an MLP step, KV-cache generation) against
                  /usr/bin/python3 torch on this machine; writes a results table. --out FILE --quick
-      bench-redis  Weight publication + load through Redis vs raw SET/GET, and Redis Streams throughput vs
+      bench-redis Weight publication + load through Redis vs raw SET/GET, and Redis Streams throughput vs
                  redis-benchmark, on a private redis-server; writes a table. --out FILE (bench-redis.md) --quick
       smoke      Train a small MLP on the libtorch binding and print progress (a quick health check).
                  --steps N (2000) --lr X (0.003) --seed N (1) --threads N (all cores)

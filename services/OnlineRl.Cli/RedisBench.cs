@@ -52,7 +52,7 @@ internal static class RedisBench
         report.AppendLine();
         report.AppendLine(CultureInfo.InvariantCulture, $"- Machine: {Environment.ProcessorCount} cores, {RuntimeInfo()}; redis-server {ServerVersion(db)} on loopback, no persistence, started by the benchmark.");
         report.AppendLine(CultureInfo.InvariantCulture, $"- Weights: float32 tensors of at most {TensorBytes >> 20} MiB, {ChunkBytes >> 20} MiB chunks; ours = WeightStore (tensor to bytes, SHA-256 per chunk, SET, manifest, pointer; load: GET, verify, tensor); reference = SET/GET of the same bytes in the same chunks through the same client, with as many commands in flight as ours (4). Best of {repeats}, alternating ours and reference. Ratio = our time / reference time (target <= {WeightTarget}).");
-        report.AppendLine(CultureInfo.InvariantCulture, $"- Streams: {messages:N0} RolloutGroup messages of {payload.Length:N0} bytes (8 completions of 256 tokens: ids, log-probs, text), {Concurrency} in flight; ours = RedisEventBus publish (trim + capacity check + XADD in one script), then one group of 4 consumers receiving and acknowledging; reference = redis-benchmark with {Concurrency} clients, the same payload size. Ratio = our rate / reference rate (higher is better).");
+        report.AppendLine(CultureInfo.InvariantCulture, $"- Streams: {messages:N0} RolloutGroup messages of {payload.Length:N0} bytes (8 completions of 256 tokens: ids, log-probs, text), {Concurrency} in flight; ours = RedisEventBus publish (capacity check + XADD + wake-up PUBLISH in one script), then one group of {Concurrency} consumers receiving and acknowledging; reference = redis-benchmark with {Concurrency} clients, the same payload size. Ratio = our rate / reference rate (higher is better).");
         report.AppendLine();
         report.AppendLine("| measurement | ours | reference | ratio |");
         report.AppendLine("|---|---|---|---|");
@@ -193,11 +193,11 @@ internal static class RedisBench
         [
             $"| streams: publish (RedisEventBus) vs XADD | {Rate(published)} | {Versus(published, xadd, "XADD")}",
             $"| streams: publish (RedisEventBus) vs SET | {Rate(published)} | {Versus(published, set, "SET")}",
-            $"| streams: receive + ack, 4 consumers (RedisEventBus) vs XADD | {Rate(consumed)} | {Versus(consumed, xadd, "XADD")}",
+            $"| streams: receive + ack, {Concurrency} consumers (RedisEventBus) vs XADD | {Rate(consumed)} | {Versus(consumed, xadd, "XADD")}",
         ];
     }
 
-    /// <summary>Messages per second published with <see cref="Concurrency"/> in flight, then received and acknowledged by one group of 4 consumers.</summary>
+    /// <summary>Messages per second published with <see cref="Concurrency"/> in flight, then received and acknowledged by one group of as many consumers.</summary>
     private static async Task<(double Published, double Consumed)> BusThroughputAsync(RedisServerProcess server, byte[] payload, int messages)
     {
         await using var bus = new RedisEventBus(new RedisEventBusOptions { Address = server.Address, KeyPrefix = "bench", DefaultCapacity = messages + 1 });
@@ -212,11 +212,11 @@ internal static class RedisBench
         })));
         var published = messages / watch.Elapsed.TotalSeconds;
 
+        var subscriptions = Enumerable.Range(0, Concurrency).Select(c => bus.Subscribe(Topics.Rollouts, "scorer", $"scorer-{c}")).ToList();
         var consumed = 0;
         watch.Restart();
-        await Task.WhenAll(Enumerable.Range(0, 4).Select(c => Task.Run(async () =>
+        await Task.WhenAll(subscriptions.Select(subscription => Task.Run(async () =>
         {
-            await using var subscription = bus.Subscribe(Topics.Rollouts, "scorer", $"scorer-{c}");
             while (Interlocked.Increment(ref consumed) <= messages)
             {
                 var message = await subscription.ReceiveAsync();
@@ -225,6 +225,7 @@ internal static class RedisBench
             }
         })));
         var consumedRate = messages / watch.Elapsed.TotalSeconds;
+        foreach (var subscription in subscriptions) await subscription.DisposeAsync();
         if (await bus.TrimAsync(Topics.Rollouts) != 0) throw new InvalidOperationException("acknowledged messages remain in the stream");
         return (published, consumedRate);
     }

@@ -19,9 +19,11 @@ namespace OnlineRl.Redis;
 /// the group and delivered again, oldest first, with Redis's delivery counter as
 /// <see cref="BusMessage.DeliveryCount"/> (see <see cref="StreamScripts"/>). A subscription whose consumer id
 /// was used by a dead process takes over that process's entries at once.</para>
-/// <para>Retention and backpressure: every publish first trims the entries every group has acknowledged
-/// (never an unacknowledged one; nothing while no group exists), then waits while the topic still holds its
-/// capacity. Nothing but acknowledgement removes an entry.</para>
+/// <para>Retention and backpressure: trimming drops the entries every group has acknowledged (never an
+/// unacknowledged one; nothing while no group exists). A publish into a topic that holds its capacity trims
+/// it, then waits while it is still full; a new group trims before it starts, so it begins at the oldest
+/// entry some existing group still needs. The capacity bounds the stream's length; nothing but
+/// acknowledgement removes an entry.</para>
 /// <para>Connection loss: every operation retries until the server is back (or the caller cancels); the
 /// client reconnects on its own. With the server's append-only file on, a restart loses nothing. A publish
 /// whose reply was lost in a disconnect is sent again, so a message may then appear twice: handlers are
@@ -127,7 +129,8 @@ public sealed class RedisEventBus : IEventBus
 
     /// <summary>
     /// Drops the entries of <paramref name="topic"/> that every consumer group has acknowledged and returns
-    /// how many entries the topic still holds (0 for an unknown topic). Publishing does this too.
+    /// how many entries the topic still holds (0 for an unknown topic). Publishing into a full topic and
+    /// subscribing a new group do this too.
     /// </summary>
     /// <param name="topic">The topic.</param>
     /// <param name="cancellationToken">Cancels the retries while the server is unreachable.</param>
@@ -172,17 +175,8 @@ public sealed class RedisEventBus : IEventBus
             $"{bus._options.KeyPrefix}:new:{name}",
             $"{bus._options.KeyPrefix}:acked:{name}"), this);
 
-    private void CreateGroup(TopicState state, string groupId)
-    {
-        try
-        {
-            _db.StreamCreateConsumerGroup(state.StreamKey, groupId, "0", createStream: true);
-        }
-        catch (RedisServerException e) when (e.Message.StartsWith("BUSYGROUP", StringComparison.Ordinal))
-        {
-            // The group exists: keep its progress.
-        }
-    }
+    private void CreateGroup(TopicState state, string groupId) =>
+        _db.ScriptEvaluate(StreamScripts.CreateGroup, [state.StreamKey], [groupId]);
 
     /// <summary>Wakes this process's receivers on the topic whenever an entry is added or handed back.</summary>
     private void WatchNewEntries(TopicState state)

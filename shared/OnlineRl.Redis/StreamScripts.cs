@@ -50,9 +50,12 @@ internal static class StreamScripts
         """;
 
     /// <summary>KEYS[1] stream. ARGV[1] capacity, ARGV[2] new-entry channel, ARGV[3..] field/value pairs.
-    /// Returns the new entry id, or nil when the topic holds its capacity of unfinished entries.</summary>
+    /// Returns the new entry id, or nil when the topic holds its capacity of unfinished entries. Trims only
+    /// when the stream is full (the capacity bounds its length either way; trimming costs a look at every
+    /// group).</summary>
     public const string Publish = IdHelpers + """
-        if trim(KEYS[1]) >= tonumber(ARGV[1]) then return false end
+        local capacity = tonumber(ARGV[1])
+        if redis.call('XLEN', KEYS[1]) >= capacity and trim(KEYS[1]) >= capacity then return false end
         local id = redis.call('XADD', KEYS[1], '*', unpack(ARGV, 3))
         redis.call('PUBLISH', ARGV[2], '')
         return id
@@ -60,6 +63,18 @@ internal static class StreamScripts
 
     /// <summary>KEYS[1] stream. Returns how many entries the stream holds after trimming.</summary>
     public const string Trim = IdHelpers + "return trim(KEYS[1])";
+
+    /// <summary>KEYS[1] stream. ARGV[1] group. Creates the group at id 0 (and the stream) unless it exists,
+    /// after trimming: a new group starts at the oldest entry some existing group still needs.</summary>
+    public const string CreateGroup = IdHelpers + """
+        trim(KEYS[1])
+        local created = redis.pcall('XGROUP', 'CREATE', KEYS[1], ARGV[1], '0', 'MKSTREAM')
+        if type(created) == 'table' and created.err then
+          if string.sub(created.err, 1, 9) ~= 'BUSYGROUP' then return redis.error_reply(created.err) end
+          return 0
+        end
+        return 1
+        """;
 
     /// <summary>KEYS[1] stream. ARGV[1] group, ARGV[2] consumer, ARGV[3] hand-back consumer.
     /// Returns {id, fields, delivery count} of a handed-back entry (oldest first), else of the next new
