@@ -181,6 +181,40 @@ public class RedisEventBusTests
         Assert.InRange(received.Values.Sum() - total, 0, 4);
     }
 
+    [SkippableFact]
+    public async Task A_consumer_in_another_process_is_woken_by_a_publish_not_by_polling()
+    {
+        var server = RedisServer.Shared;
+        var prefix = $"wake-{Guid.NewGuid():N}";
+        await using var publisherSide = new RedisEventBus(Options(server.Address, prefix));
+        await using var consumerSide = new RedisEventBus(Options(server.Address, prefix) with { PollInterval = TimeSpan.FromSeconds(20) });
+        await using var sub = consumerSide.Subscribe("t", "g", "c");
+        var waiting = sub.ReceiveAsync().AsTask();
+        await Task.Delay(200); // the receiver is asleep on an empty topic
+        await PublishMany(publisherSide, "t", 1);
+        var m = await waiting.WaitAsync(TimeSpan.FromSeconds(5)); // far below the 20 s poll interval
+        Assert.Equal("m0", Text(m));
+    }
+
+    [SkippableFact]
+    public async Task A_group_lost_by_the_server_is_created_again_and_the_consumer_goes_on()
+    {
+        var server = RedisServer.Shared;
+        await using var bus = new RedisEventBus(Options(server.Address, $"lost-{Guid.NewGuid():N}"));
+        await using var sub = bus.Subscribe("t", "g", "c");
+        await PublishMany(bus, "t", 1);
+        await sub.AckAsync(await sub.ReceiveAsync().Guarded()).Guarded();
+        await using var raw = await ConnectionMultiplexer.ConnectAsync(RedisConnection.Options(server.Address));
+        Assert.True(await raw.GetDatabase().StreamDeleteConsumerGroupAsync(bus.StreamKey("t"), "g")); // as after a restart without data
+        await PublishMany(bus, "t", 1, 1);
+        // The new group starts at the oldest retained entry: m0 comes again (the server forgot its
+        // acknowledgement; at-least-once), then m1.
+        var again = await sub.ReceiveAsync().Guarded();
+        await sub.AckAsync(again).Guarded();
+        var next = await sub.ReceiveAsync().Guarded();
+        Assert.Equal(["m0", "m1"], new[] { Text(again), Text(next) });
+    }
+
     [Fact]
     public void Bad_addresses_and_options_are_refused_with_the_setting_named()
     {
