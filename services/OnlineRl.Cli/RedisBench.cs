@@ -38,9 +38,9 @@ internal static class RedisBench
         var db = connection.GetDatabase();
         Console.WriteLine($"redis-server on port {server.Port} (no persistence); {(quick ? "quick" : "full")} run");
 
+        var loadBefore = LoadAverage();
         var rows = new List<string>();
-        var repeats = quick ? 2 : 3;
-        foreach (var megabytes in quick ? new[] { 100 } : new[] { 100, 1024 })
+        foreach (var (megabytes, repeats) in quick ? new[] { (100, 2) } : new[] { (100, 5), (1024, 3) })
             rows.AddRange(await WeightRowsAsync(db, megabytes << 20, repeats));
 
         var messages = quick ? 2_000 : 20_000;
@@ -51,7 +51,8 @@ internal static class RedisBench
         report.AppendLine("# Redis benchmark (onlinerl bench-redis)");
         report.AppendLine();
         report.AppendLine(CultureInfo.InvariantCulture, $"- Machine: {Environment.ProcessorCount} cores, {RuntimeInfo()}; redis-server {ServerVersion(db)} on loopback, no persistence, started by the benchmark.");
-        report.AppendLine(CultureInfo.InvariantCulture, $"- Weights: float32 tensors of at most {TensorBytes >> 20} MiB, {ChunkBytes >> 20} MiB chunks; ours = WeightStore (tensor to bytes, SHA-256 per chunk, SET, manifest, pointer; load: GET, verify, tensor); reference = SET/GET of the same bytes in the same chunks through the same client, with as many commands in flight as ours (4). Best of {repeats}, alternating ours and reference. Ratio = our time / reference time (target <= {WeightTarget}).");
+        report.AppendLine(CultureInfo.InvariantCulture, $"- Load average (1 min) at start / end: {loadBefore} / {LoadAverage()} (other work on the machine shares its cores with the server and the client).");
+        report.AppendLine(CultureInfo.InvariantCulture, $"- Weights: float32 tensors of at most {TensorBytes >> 20} MiB, {ChunkBytes >> 20} MiB chunks; ours = WeightStore (tensor to bytes, SHA-256 per chunk, SET, manifest, pointer; load: GET, verify, copy into a new tensor); reference = SET/GET of the same bytes in the same chunks through the same client, with as many commands in flight as ours (4). Best of {(quick ? 2 : "5 (100 MiB) and 3 (1 GiB)")}, alternating ours and reference. Ratio = our time / reference time (target <= {WeightTarget}).");
         report.AppendLine(CultureInfo.InvariantCulture, $"- Streams: {messages:N0} RolloutGroup messages of {payload.Length:N0} bytes (8 completions of 256 tokens: ids, log-probs, text), {Concurrency} in flight; ours = RedisEventBus publish (capacity check + XADD + wake-up PUBLISH in one script), then one group of {Concurrency} consumers receiving and acknowledging; reference = redis-benchmark with {Concurrency} clients, the same payload size. Ratio = our rate / reference rate (higher is better).");
         report.AppendLine();
         report.AppendLine("| measurement | ours | reference | ratio |");
@@ -285,4 +286,7 @@ internal static class RedisBench
         ((string)db.Execute("INFO", "server")!).Split('\n').FirstOrDefault(l => l.StartsWith("redis_version:", StringComparison.Ordinal))?.Trim()["redis_version:".Length..] ?? "?";
 
     private static string RuntimeInfo() => $".NET {Environment.Version}";
+
+    private static string LoadAverage() =>
+        File.Exists("/proc/loadavg") ? File.ReadAllText("/proc/loadavg").Split(' ')[0] : "?";
 }

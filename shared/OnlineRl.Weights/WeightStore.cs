@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Runtime.InteropServices;
 using System.Security.Cryptography;
 using System.Text.Json;
 using OnlineRl.Torch;
@@ -157,30 +158,30 @@ public sealed class WeightStore(IBlobStore blobs, WeightStoreOptions? options = 
         CancellationToken cancellationToken = default)
     {
         var manifest = await ManifestAsync(version, cancellationToken).ConfigureAwait(false);
-        // Tensor by tensor, so that at most one tensor's bytes sit in managed memory (plus the chunks read
-        // ahead); on any failure the tensors made so far are disposed and the caller keeps its old weights.
+        // Tensor by tensor, each chunk verified and then copied straight into the new tensor's memory (only
+        // the chunks read ahead sit in managed memory); on any failure the tensors made so far are disposed
+        // and the caller keeps its old weights.
         var chunks = new ChunkReader(blobs, manifest.Tensors.SelectMany(t => t.Chunks), options.ChunksInFlight, cancellationToken);
         var result = new Dictionary<string, Tensor>();
         try
         {
             foreach (var entry in manifest.Tensors)
             {
-                var expected = entry.Shape.Aggregate(1L, (a, b) => a * b) * entry.DType.ElementSize();
-                var buffer = ArrayPool<byte>.Shared.Rent(checked((int)expected));
+                var tensor = torch.empty(entry.Shape, entry.DType).DetachFromDisposeScope();
                 try
                 {
-                    await ReadVerifiedAsync(version, entry, chunks, buffer.AsMemory(0, (int)expected)).ConfigureAwait(false);
-                    var tensor = torch.from_bytes(buffer.AsSpan(0, (int)expected), entry.Shape, entry.DType, device).DetachFromDisposeScope();
-                    if (dtype is { } d && tensor.dtype.IsFloatingPoint() && tensor.dtype != d)
+                    await ReadVerifiedAsync(version, entry, chunks, tensor).ConfigureAwait(false);
+                    if ((device is { } target && target.Type != DeviceType.CPU) || (dtype is { } d && tensor.dtype.IsFloatingPoint() && tensor.dtype != d))
                     {
                         using var original = tensor;
-                        tensor = original.to(d).DetachFromDisposeScope();
+                        tensor = original.to(device ?? Device.CPU, dtype is { } t && original.dtype.IsFloatingPoint() ? t : original.dtype).DetachFromDisposeScope();
                     }
                     result[entry.Name] = tensor;
                 }
-                finally
+                catch
                 {
-                    ArrayPool<byte>.Shared.Return(buffer);
+                    tensor.Dispose();
+                    throw;
                 }
             }
             return result;
@@ -206,23 +207,41 @@ public sealed class WeightStore(IBlobStore blobs, WeightStoreOptions? options = 
         }
     }
 
-    private static async Task ReadVerifiedAsync(long version, TensorEntry entry, ChunkReader chunks, Memory<byte> buffer)
+    /// <summary>Fills the (new, contiguous, CPU) <paramref name="tensor"/> with the verified chunks of <paramref name="entry"/>.</summary>
+    private static async Task ReadVerifiedAsync(long version, TensorEntry entry, ChunkReader chunks, Tensor tensor)
     {
-        var offset = 0;
+        var size = tensor.nbytes();
+        long offset = 0;
         for (var c = 0; c < entry.Chunks.Length; c++)
         {
             var chunk = await chunks.NextAsync().ConfigureAwait(false)
                         ?? throw new WeightIntegrityException($"weights version {version}: chunk {entry.Chunks[c]} of '{entry.Name}' is missing");
             if (Convert.ToHexString(SHA256.HashData(chunk)) != entry.ChunkSha256[c])
                 throw new WeightIntegrityException($"weights version {version}: chunk {c} of '{entry.Name}' fails its checksum");
-            if (offset + chunk.Length > buffer.Length)
+            if (offset + chunk.Length > size)
                 throw new WeightIntegrityException($"weights version {version}: '{entry.Name}' has more bytes than its shape needs");
-            chunk.CopyTo(buffer[offset..]);
+            chunk.CopyTo(BytesOf(tensor).Slice((int)offset));
             offset += chunk.Length;
         }
-        if (offset != buffer.Length)
-            throw new WeightIntegrityException($"weights version {version}: '{entry.Name}' has {offset} bytes, its shape needs {buffer.Length}");
+        if (offset != size)
+            throw new WeightIntegrityException($"weights version {version}: '{entry.Name}' has {offset} bytes, its shape needs {size}");
     }
+
+    /// <summary>The memory of a contiguous CPU tensor as bytes (valid while the tensor lives; never held across an await).</summary>
+    private static Span<byte> BytesOf(Tensor tensor) => tensor.dtype switch
+    {
+        ScalarType.Float32 => MemoryMarshal.AsBytes(tensor.AsSpan<float>()),
+        ScalarType.Float64 => MemoryMarshal.AsBytes(tensor.AsSpan<double>()),
+        ScalarType.Float16 => MemoryMarshal.AsBytes(tensor.AsSpan<Half>()),
+        ScalarType.BFloat16 => MemoryMarshal.AsBytes(tensor.AsSpan<BFloat16>()),
+        ScalarType.Int64 => MemoryMarshal.AsBytes(tensor.AsSpan<long>()),
+        ScalarType.Int32 => MemoryMarshal.AsBytes(tensor.AsSpan<int>()),
+        ScalarType.Int16 => MemoryMarshal.AsBytes(tensor.AsSpan<short>()),
+        ScalarType.Int8 => MemoryMarshal.AsBytes(tensor.AsSpan<sbyte>()),
+        ScalarType.UInt8 => tensor.AsSpan<byte>(),
+        ScalarType.Bool => MemoryMarshal.AsBytes(tensor.AsSpan<bool>()),
+        var other => throw new WeightIntegrityException($"tensor element type {other} cannot be loaded"),
+    };
 
     /// <summary>
     /// Deletes versions older than every version in <paramref name="heldVersions"/> (what live generators
