@@ -32,6 +32,8 @@ const string Usage = """
                  --dtype float32|bfloat16|float16 --seed N
       bench      Measure the binding (per-op overhead, matmul, an MLP step, KV-cache generation) against
                  /usr/bin/python3 torch on this machine; writes a results table. --out FILE --quick
+      bench-redis Weight publication + load through Redis vs raw SET/GET, and Redis Streams throughput vs
+                 redis-benchmark, on a private redis-server; writes a table. --out FILE (bench-redis.md) --quick
       smoke      Train a small MLP on the libtorch binding and print progress (a quick health check).
                  --steps N (2000) --lr X (0.003) --seed N (1) --threads N (all cores)
 
@@ -68,6 +70,7 @@ try
         "bench" => BenchCommand.Run(options),
         "kafka-mock" => await KafkaMockCommand.RunAsync(options),
         "bench-kafka" => await KafkaBench.RunAsync(options),
+        "bench-redis" => await RedisBench.RunAsync(options),
         _ => throw new UsageException($"unknown command '{args[0]}'"),
     };
 }

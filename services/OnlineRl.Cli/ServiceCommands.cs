@@ -48,7 +48,8 @@ internal static class ServiceCommands
                 await (service switch
                 {
                     "feeder" => PipelineServices.RunFeederAsync(config, bus, Log, stop.Token),
-                    "generator" => PipelineServices.RunGeneratorAsync(config, bus, blobs, status: null, Log, stop.Token),
+                    "generator" => PipelineServices.RunGeneratorAsync(config, bus, blobs,
+                        Transports.CreateGeneratorStatus(config.Transport, PipelineServices.WeightsPrefix(config)), Log, stop.Token),
                     "scorer" => PipelineServices.RunScorerAsync(config, bus, Log, stop.Token),
                     _ => PipelineServices.RunLearnerAsync(config, bus, blobs, Log, stop.Token),
                 });

@@ -11,6 +11,9 @@ public interface IGeneratorStatusReporter
 {
     /// <summary>Records that <paramref name="generatorId"/> now samples with weights <paramref name="heldVersion"/> (0: none yet).</summary>
     ValueTask ReportAsync(string generatorId, long heldVersion, CancellationToken cancellationToken = default);
+
+    /// <summary>The versions live generators hold (the weight store keeps them when it prunes).</summary>
+    ValueTask<IReadOnlyCollection<long>> HeldVersionsAsync(CancellationToken cancellationToken = default);
 }
 
 /// <summary>Generator status within one process (the all-in-one run and tests).</summary>
@@ -25,6 +28,22 @@ public sealed class InProcessGeneratorStatus : IGeneratorStatusReporter
         return ValueTask.CompletedTask;
     }
 
+    /// <inheritdoc />
+    public ValueTask<IReadOnlyCollection<long>> HeldVersionsAsync(CancellationToken cancellationToken = default) =>
+        ValueTask.FromResult<IReadOnlyCollection<long>>(held.Values.Where(v => v > 0).Distinct().ToList());
+
     /// <summary>The version each generator reported last.</summary>
     public IReadOnlyDictionary<string, long> HeldVersions => new Dictionary<string, long>(held, StringComparer.Ordinal);
+}
+
+/// <summary>Generator status kept in Redis with a time-to-live (separate processes): a dead generator pins nothing.</summary>
+public sealed class RedisGeneratorStatus(OnlineRl.Redis.GeneratorRegistry registry) : IGeneratorStatusReporter
+{
+    /// <inheritdoc />
+    public async ValueTask ReportAsync(string generatorId, long heldVersion, CancellationToken cancellationToken = default) =>
+        await registry.ReportAsync(generatorId, heldVersion).WaitAsync(cancellationToken).ConfigureAwait(false);
+
+    /// <inheritdoc />
+    public async ValueTask<IReadOnlyCollection<long>> HeldVersionsAsync(CancellationToken cancellationToken = default) =>
+        await registry.HeldVersionsAsync().WaitAsync(cancellationToken).ConfigureAwait(false);
 }

@@ -49,6 +49,7 @@ public static class InProcessRun
         var reports = new List<StepReport>();
         var initial = await LearnerWorker.PublishWeightsAsync(store, policy, config.Model.LoraRank > 0, 0, cancellationToken).ConfigureAwait(false);
         var clock = Stopwatch.StartNew();
+        var generators = Transports.CreateGeneratorStatus(config.Transport, PipelineServices.WeightsPrefix(config));
         var learnerWorker = new LearnerWorker(bus, store, session.Learner, policy, PipelineServices.LearnerOptions(config, "learner"), config.RunId,
             startVersion: initial.Version, session.Evaluate, report =>
         {
@@ -61,8 +62,8 @@ public static class InProcessRun
                 Checkpoint.Save(policy, directory);
                 ModelTokenizers.SaveWithModel(tokenizer, config.Model.Checkpoint.Length > 0 ? config.Model.Checkpoint : null, directory);
             }
-        }, session.StateStore, learnerLedger);
-        var generator = PipelineServices.Generator(config, bus, store, session.GeneratorModel!, tokenizer, "generator-0", initial.Version, generatorLedger, status: null);
+        }, session.StateStore, learnerLedger, generators);
+        var generator = PipelineServices.Generator(config, bus, store, session.GeneratorModel!, tokenizer, "generator-0", initial.Version, generatorLedger, generators);
         var feeder = PipelineServices.Feeder(config, bus, session.Tasks, tokenizer, feederLedger);
         var (groupScorer, rewardModel) = PipelineServices.GroupScorer(config, session.Tasks, tokenizer);
         using var _ = rewardModel;

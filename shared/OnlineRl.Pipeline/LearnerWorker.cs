@@ -59,7 +59,7 @@ public sealed record StepReport(long Step, long PolicyVersion, double ElapsedSec
 /// </remarks>
 public sealed class LearnerWorker(IEventBus bus, WeightStore store, Learner learner, TransformerModel policy, LearnerWorkerOptions options,
     string runId, long startVersion, Func<double>? evaluate = null, Action<StepReport>? report = null,
-    LearnerStateStore? stateStore = null, LedgerWriter? ledger = null)
+    LearnerStateStore? stateStore = null, LedgerWriter? ledger = null, IGeneratorStatusReporter? generators = null)
 {
     private readonly Publisher publisher = new(bus);
     private readonly List<string> droppedIds = new();
@@ -180,6 +180,8 @@ public sealed class LearnerWorker(IEventBus bus, WeightStore store, Learner lear
             var manifest = await PublishWeightsAsync(store, policy, options.PublishAdaptersOnly, stats.Step, cancellationToken).ConfigureAwait(false);
             Version = manifest.Version;
             PipelineMetrics.Shared.WeightsPublished(Version, publishClock.Elapsed);
+            // Old versions go once no live generator holds them (the newest few always stay).
+            if (generators is not null) await store.PruneAsync(await generators.HeldVersionsAsync(cancellationToken).ConfigureAwait(false), cancellationToken).ConfigureAwait(false);
         }
         foreach (var (group, _) in used) ledger?.Write(LedgerEvent.Trained, group.Rollout.Prompt.PromptId, stats.Step, Version, commits + 1);
         if (stateStore is null || stats.Step % options.CheckpointEvery == 0) await CommitAsync(subscription, cancellationToken).ConfigureAwait(false);

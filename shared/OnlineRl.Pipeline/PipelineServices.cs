@@ -135,7 +135,10 @@ public static class PipelineServices
 
     /// <summary>The run's weight store over <paramref name="blobs"/>.</summary>
     public static WeightStore WeightStore(RunConfig config, IBlobStore blobs) =>
-        new(blobs, new WeightStoreOptions { Prefix = $"onlinerl:{config.RunId}:weights" });
+        new(blobs, new WeightStoreOptions { Prefix = WeightsPrefix(config) });
+
+    /// <summary>The key prefix of the run's weights (and of the generators' held-version registry).</summary>
+    public static string WeightsPrefix(RunConfig config) => $"onlinerl:{config.RunId}:weights";
 
     /// <summary>The ledger of service instance <paramref name="serviceId"/> (null without <c>train.ledger_dir</c>).</summary>
     public static LedgerWriter? Ledger(RunConfig config, string serviceId) =>
@@ -247,7 +250,8 @@ public static class PipelineServices
             ? (await LearnerWorker.PublishWeightsAsync(store, session.Policy, config.Model.LoraRank > 0, 0, cancellationToken).ConfigureAwait(false)).Version
             : 0; // a resuming learner publishes its restored weights itself
         var worker = new LearnerWorker(bus, store, session.Learner, session.Policy, LearnerOptions(config, config.Service.Id), config.RunId, initial,
-            session.HeldOutCount > 0 ? session.Evaluate : null, report => log(InProcessRun.ProgressLine(report)), session.StateStore, ledger);
+            session.HeldOutCount > 0 ? session.Evaluate : null, report => log(InProcessRun.ProgressLine(report)), session.StateStore, ledger,
+            Transports.CreateGeneratorStatus(config.Transport, WeightsPrefix(config)));
         await worker.RunAsync(cancellationToken).ConfigureAwait(false);
         if (session.HeldOutCount > 0) log($"held-out accuracy after RL: {session.Evaluate():P1}");
         log($"learner {config.Service.Id}: {session.Learner.StepCount} steps, weights v{worker.Version}, dropped stale {worker.DroppedStale}, duplicates {worker.Duplicates}" +

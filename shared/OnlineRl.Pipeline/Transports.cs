@@ -1,5 +1,6 @@
 using OnlineRl.Messaging;
 using OnlineRl.Messaging.Kafka;
+using OnlineRl.Redis;
 using OnlineRl.Weights;
 
 namespace OnlineRl.Pipeline;
@@ -42,7 +43,7 @@ public static class Transports
                 throw new ConfigException($"config key 'transport.kafka': {e.Message}");
             }
         }
-        throw NotBuiltIn("transport.bus", transport.Bus);
+        return new RedisEventBus(new RedisEventBusOptions { Address = transport.Bus });
     }
 
     /// <summary>The blob store for weights named by <c>transport.weights</c>.</summary>
@@ -51,11 +52,23 @@ public static class Transports
     {
         if (transport.Weights == Memory) return new InMemoryBlobStore();
         if (!IsWeightsUri(transport.Weights)) throw new ConfigException($"config key 'transport.weights': '{transport.Weights}' is not memory or redis://HOST:PORT");
-        throw NotBuiltIn("transport.weights", transport.Weights);
+        return new RedisBlobStore(Connection(transport.Weights).GetDatabase());
     }
 
-    private static ConfigException NotBuiltIn(string key, string uri) =>
-        new($"config key '{key}': the {uri.Split(':')[0]} transport is not built into this onlinerl yet ('{uri}'); use inproc/memory (all-in-one `onlinerl run`)");
+    /// <summary>
+    /// Where generators report the weights they hold and the learner reads what it may not prune: in Redis
+    /// (with a time-to-live) when weights travel through Redis, else in this process.
+    /// </summary>
+    public static IGeneratorStatusReporter CreateGeneratorStatus(TransportSection transport, string weightsPrefix) =>
+        IsRedisUri(transport.Weights)
+            ? new RedisGeneratorStatus(new GeneratorRegistry(Connection(transport.Weights).GetDatabase(), weightsPrefix))
+            : new InProcessGeneratorStatus();
+
+    // One connection per server and process: StackExchange.Redis multiplexes everything over it.
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, Lazy<StackExchange.Redis.ConnectionMultiplexer>> Connections = new();
+
+    private static StackExchange.Redis.ConnectionMultiplexer Connection(string uri) =>
+        Connections.GetOrAdd(uri, address => new Lazy<StackExchange.Redis.ConnectionMultiplexer>(() => RedisConnection.Connect(address))).Value;
 
     private static bool IsRedisUri(string uri) => uri.StartsWith("redis://", StringComparison.Ordinal) && IsHostPort(uri["redis://".Length..]);
 

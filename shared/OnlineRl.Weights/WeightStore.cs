@@ -1,3 +1,5 @@
+using System.Buffers;
+using System.Runtime.InteropServices;
 using System.Security.Cryptography;
 using System.Text.Json;
 using OnlineRl.Torch;
@@ -34,6 +36,8 @@ public sealed record WeightStoreOptions
     public ScalarType? TransferType { get; init; }
     /// <summary>Newest versions always kept, even when no generator holds them.</summary>
     public int KeepNewest { get; init; } = 2;
+    /// <summary>Chunk writes or reads kept in flight at once, so that hashing overlaps the transfers.</summary>
+    public int ChunksInFlight { get; init; } = 4;
 }
 
 /// <summary>
@@ -64,36 +68,70 @@ public sealed class WeightStore(IBlobStore blobs, WeightStoreOptions? options = 
         var entries = new List<TensorEntry>();
         long total = 0;
         var index = 0;
-        foreach (var (name, tensor) in tensors)
+        // Two pooled buffers used in turn: one tensor's chunks are still being written from one while the
+        // next tensor is copied into the other. A buffer is reused only after its writes completed.
+        var buffers = new (byte[] Bytes, List<Task> Writes)[] { ([], []), ([], []) };
+        try
         {
-            byte[] bytes;
-            ScalarType type;
-            using (var scope = torch.NewDisposeScope())
+            foreach (var (name, tensor) in tensors)
             {
-                var sent = options.TransferType is { } t && tensor.dtype.IsFloatingPoint() && tensor.dtype != t ? tensor.to(t) : tensor;
-                type = sent.dtype;
-                bytes = new byte[sent.nbytes()];
-                sent.CopyBytesTo(bytes);
+                var (bytes, writes) = buffers[index % 2];
+                await Task.WhenAll(writes).ConfigureAwait(false);
+                writes.Clear();
+                long size;
+                ScalarType type;
+                using (var scope = torch.NewDisposeScope())
+                {
+                    var sent = options.TransferType is { } t && tensor.dtype.IsFloatingPoint() && tensor.dtype != t ? tensor.to(t) : tensor;
+                    type = sent.dtype;
+                    size = sent.nbytes();
+                    if (bytes.Length < size)
+                    {
+                        if (bytes.Length > 0) ArrayPool<byte>.Shared.Return(bytes);
+                        bytes = ArrayPool<byte>.Shared.Rent(checked((int)size));
+                        buffers[index % 2] = (bytes, writes);
+                    }
+                    sent.CopyBytesTo(bytes.AsSpan(0, (int)size));
+                }
+                var chunkCount = Math.Max(1, (int)((size + options.ChunkBytes - 1) / options.ChunkBytes));
+                var keys = new string[chunkCount];
+                var hashes = new string[chunkCount];
+                for (var c = 0; c < chunkCount; c++)
+                {
+                    var start = c * options.ChunkBytes;
+                    var piece = bytes.AsMemory(start, (int)Math.Min(options.ChunkBytes, size - start));
+                    keys[c] = ChunkKey(version, index, c);
+                    hashes[c] = Convert.ToHexString(SHA256.HashData(piece.Span));
+                    await WhileTooManyInFlight(buffers[0].Writes, buffers[1].Writes).ConfigureAwait(false);
+                    writes.Add(blobs.SetAsync(keys[c], piece, cancellationToken));
+                }
+                entries.Add(new TensorEntry(name, type, tensor.shape, keys, hashes));
+                total += size;
+                index++;
             }
-            var chunkCount = Math.Max(1, (bytes.Length + options.ChunkBytes - 1) / options.ChunkBytes);
-            var keys = new string[chunkCount];
-            var hashes = new string[chunkCount];
-            for (var c = 0; c < chunkCount; c++)
-            {
-                var start = c * options.ChunkBytes;
-                var piece = bytes.AsMemory(start, Math.Min(options.ChunkBytes, bytes.Length - start));
-                keys[c] = ChunkKey(version, index, c);
-                hashes[c] = Convert.ToHexString(SHA256.HashData(piece.Span));
-                await blobs.SetAsync(keys[c], piece, cancellationToken).ConfigureAwait(false);
-            }
-            entries.Add(new TensorEntry(name, type, tensor.shape, keys, hashes));
-            total += bytes.Length;
-            index++;
+            await Task.WhenAll(buffers[0].Writes.Concat(buffers[1].Writes)).ConfigureAwait(false);
+        }
+        finally
+        {
+            // Writes still running after a failure keep their buffer: it is left to the garbage collector.
+            foreach (var (bytes, writes) in buffers)
+                if (bytes.Length > 0 && writes.All(w => w.IsCompleted)) ArrayPool<byte>.Shared.Return(bytes);
         }
         var manifest = new WeightManifest(version, step, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(), entries.ToArray(), total);
         await blobs.SetAsync(ManifestKey(version), JsonSerializer.SerializeToUtf8Bytes(manifest, Json), cancellationToken).ConfigureAwait(false);
         await blobs.SetAsync(CurrentKey, BitConverter.GetBytes(version), cancellationToken).ConfigureAwait(false);
         return manifest;
+    }
+
+    /// <summary>Waits until fewer than <see cref="WeightStoreOptions.ChunksInFlight"/> writes of either list are running.</summary>
+    private async Task WhileTooManyInFlight(List<Task> first, List<Task> second)
+    {
+        while (true)
+        {
+            var running = first.Where(w => !w.IsCompleted).Concat(second.Where(w => !w.IsCompleted)).ToList();
+            if (running.Count < Math.Max(1, options.ChunksInFlight)) return;
+            await Task.WhenAny(running).ConfigureAwait(false);
+        }
     }
 
     /// <summary>The manifest of <paramref name="version"/>; throws when it is missing or unreadable.</summary>
@@ -120,21 +158,31 @@ public sealed class WeightStore(IBlobStore blobs, WeightStoreOptions? options = 
         CancellationToken cancellationToken = default)
     {
         var manifest = await ManifestAsync(version, cancellationToken).ConfigureAwait(false);
-        // Tensor by tensor, so that at most one tensor's bytes sit in managed memory; on any failure the
-        // tensors made so far are disposed and the caller keeps its old weights.
+        // Tensor by tensor, each chunk verified and then copied straight into the new tensor's memory (only
+        // the chunks read ahead sit in managed memory); on any failure the tensors made so far are disposed
+        // and the caller keeps its old weights.
+        var chunks = new ChunkReader(blobs, manifest.Tensors.SelectMany(t => t.Chunks), options.ChunksInFlight, cancellationToken);
         var result = new Dictionary<string, Tensor>();
         try
         {
             foreach (var entry in manifest.Tensors)
             {
-                var buffer = await ReadVerifiedAsync(version, entry, cancellationToken).ConfigureAwait(false);
-                var tensor = torch.from_bytes(buffer, entry.Shape, entry.DType, device).DetachFromDisposeScope();
-                if (dtype is { } d && tensor.dtype.IsFloatingPoint() && tensor.dtype != d)
+                var tensor = torch.empty(entry.Shape, entry.DType).DetachFromDisposeScope();
+                try
                 {
-                    using var original = tensor;
-                    tensor = original.to(d).DetachFromDisposeScope();
+                    await ReadVerifiedAsync(version, entry, chunks, tensor).ConfigureAwait(false);
+                    if ((device is { } target && target.Type != DeviceType.CPU) || (dtype is { } d && tensor.dtype.IsFloatingPoint() && tensor.dtype != d))
+                    {
+                        using var original = tensor;
+                        tensor = original.to(device ?? Device.CPU, dtype is { } t && original.dtype.IsFloatingPoint() ? t : original.dtype).DetachFromDisposeScope();
+                    }
+                    result[entry.Name] = tensor;
                 }
-                result[entry.Name] = tensor;
+                catch
+                {
+                    tensor.Dispose();
+                    throw;
+                }
             }
             return result;
         }
@@ -145,26 +193,55 @@ public sealed class WeightStore(IBlobStore blobs, WeightStoreOptions? options = 
         }
     }
 
-    private async Task<byte[]> ReadVerifiedAsync(long version, TensorEntry entry, CancellationToken cancellationToken)
+    /// <summary>Reads blobs in a fixed order, keeping a few reads ahead of the consumer.</summary>
+    private sealed class ChunkReader(IBlobStore blobs, IEnumerable<string> keys, int ahead, CancellationToken cancellationToken)
     {
-        var expected = entry.Shape.Aggregate(1L, (a, b) => a * b) * entry.DType.ElementSize();
-        var buffer = new byte[expected];
-        var offset = 0;
+        private readonly IEnumerator<string> _keys = keys.GetEnumerator();
+        private readonly Queue<Task<byte[]?>> _reads = new();
+
+        /// <summary>The next blob in order (null when missing).</summary>
+        public Task<byte[]?> NextAsync()
+        {
+            while (_reads.Count < Math.Max(1, ahead) && _keys.MoveNext()) _reads.Enqueue(blobs.GetAsync(_keys.Current, cancellationToken));
+            return _reads.Dequeue();
+        }
+    }
+
+    /// <summary>Fills the (new, contiguous, CPU) <paramref name="tensor"/> with the verified chunks of <paramref name="entry"/>.</summary>
+    private static async Task ReadVerifiedAsync(long version, TensorEntry entry, ChunkReader chunks, Tensor tensor)
+    {
+        var size = tensor.nbytes();
+        long offset = 0;
         for (var c = 0; c < entry.Chunks.Length; c++)
         {
-            var chunk = await blobs.GetAsync(entry.Chunks[c], cancellationToken).ConfigureAwait(false)
+            var chunk = await chunks.NextAsync().ConfigureAwait(false)
                         ?? throw new WeightIntegrityException($"weights version {version}: chunk {entry.Chunks[c]} of '{entry.Name}' is missing");
             if (Convert.ToHexString(SHA256.HashData(chunk)) != entry.ChunkSha256[c])
                 throw new WeightIntegrityException($"weights version {version}: chunk {c} of '{entry.Name}' fails its checksum");
-            if (offset + chunk.Length > buffer.Length)
+            if (offset + chunk.Length > size)
                 throw new WeightIntegrityException($"weights version {version}: '{entry.Name}' has more bytes than its shape needs");
-            chunk.CopyTo(buffer, offset);
+            chunk.CopyTo(BytesOf(tensor).Slice((int)offset));
             offset += chunk.Length;
         }
-        if (offset != buffer.Length)
-            throw new WeightIntegrityException($"weights version {version}: '{entry.Name}' has {offset} bytes, its shape needs {buffer.Length}");
-        return buffer;
+        if (offset != size)
+            throw new WeightIntegrityException($"weights version {version}: '{entry.Name}' has {offset} bytes, its shape needs {size}");
     }
+
+    /// <summary>The memory of a contiguous CPU tensor as bytes (valid while the tensor lives; never held across an await).</summary>
+    private static Span<byte> BytesOf(Tensor tensor) => tensor.dtype switch
+    {
+        ScalarType.Float32 => MemoryMarshal.AsBytes(tensor.AsSpan<float>()),
+        ScalarType.Float64 => MemoryMarshal.AsBytes(tensor.AsSpan<double>()),
+        ScalarType.Float16 => MemoryMarshal.AsBytes(tensor.AsSpan<Half>()),
+        ScalarType.BFloat16 => MemoryMarshal.AsBytes(tensor.AsSpan<BFloat16>()),
+        ScalarType.Int64 => MemoryMarshal.AsBytes(tensor.AsSpan<long>()),
+        ScalarType.Int32 => MemoryMarshal.AsBytes(tensor.AsSpan<int>()),
+        ScalarType.Int16 => MemoryMarshal.AsBytes(tensor.AsSpan<short>()),
+        ScalarType.Int8 => MemoryMarshal.AsBytes(tensor.AsSpan<sbyte>()),
+        ScalarType.UInt8 => tensor.AsSpan<byte>(),
+        ScalarType.Bool => MemoryMarshal.AsBytes(tensor.AsSpan<bool>()),
+        var other => throw new WeightIntegrityException($"tensor element type {other} cannot be loaded"),
+    };
 
     /// <summary>
     /// Deletes versions older than every version in <paramref name="heldVersions"/> (what live generators

@@ -104,14 +104,3 @@ internal static class Samples
     private static (bool, IContractMessage?, string?, DecodeErrorKind) Pack<T>(DecodeResult<T> r) where T : class, IContractMessage =>
         (r.Ok, r.Value, r.Error, r.ErrorKind);
 }
-
-internal static class TaskGuards
-{
-    /// <summary>A failure guard, never a synchronisation: a correct test completes long before it.</summary>
-    public static readonly TimeSpan Guard = TimeSpan.FromSeconds(10);
-
-    public static Task<T> Guarded<T>(this ValueTask<T> task) => task.AsTask().WaitAsync(Guard);
-    public static Task<T> Guarded<T>(this Task<T> task) => task.WaitAsync(Guard);
-    public static Task Guarded(this Task task) => task.WaitAsync(Guard);
-    public static Task Guarded(this ValueTask task) => task.AsTask().WaitAsync(Guard);
-}

@@ -1,0 +1,495 @@
+using System.Collections.Concurrent;
+using System.Globalization;
+using Microsoft.Extensions.Logging;
+using OnlineRl.Messaging;
+using StackExchange.Redis;
+
+namespace OnlineRl.Redis;
+
+/// <summary>
+/// An <see cref="IEventBus"/> over Redis Streams (Redis 7): one stream per topic, one Redis consumer group
+/// per bus consumer group, acknowledgement with XACK only when the service acknowledges.
+/// </summary>
+/// <remarks>
+/// <para>Keys: the topic's stream is <c>{prefix}:stream:{topic}</c>; entries carry the fields <c>key</c>,
+/// <c>payload</c> and <c>header:{name}</c>. Groups are created at id 0, so a group that first subscribes
+/// late reads every entry still retained.</para>
+/// <para>Redelivery: a nacked entry, the entries held by a consumer that leaves, and the entries of a
+/// consumer idle longer than <see cref="RedisEventBusOptions.ClaimIdleAfter"/> (it died) are handed back to
+/// the group and delivered again, oldest first, with Redis's delivery counter as
+/// <see cref="BusMessage.DeliveryCount"/> (see <see cref="StreamScripts"/>). A subscription whose consumer id
+/// was used by a dead process takes over that process's entries at once.</para>
+/// <para>Retention and backpressure: trimming drops the entries every group has acknowledged (never an
+/// unacknowledged one; nothing while no group exists). A publish into a topic that holds its capacity trims
+/// it, then waits while it is still full; a new group trims before it starts, so it begins at the oldest
+/// entry some existing group still needs. The capacity bounds the stream's length; nothing but
+/// acknowledgement removes an entry.</para>
+/// <para>Connection loss: every operation retries until the server is back (or the caller cancels); the
+/// client reconnects on its own. With the server's append-only file on, a restart loses nothing. A publish
+/// whose reply was lost in a disconnect is sent again, so a message may then appear twice: handlers are
+/// idempotent anyway (at-least-once delivery). A receive whose reply was lost had claimed an entry in Redis;
+/// the retry hands such entries (held in Redis, unknown to the subscription) back first.</para>
+/// <para>Notifications: publishes and hand-backs announce themselves on pub/sub channels so waiting
+/// receivers wake at once; <see cref="RedisEventBusOptions.PollInterval"/> bounds the wait when a
+/// notification is lost.</para>
+/// </remarks>
+public sealed class RedisEventBus : IEventBus
+{
+    /// <summary>The pseudo-consumer holding entries given back for redelivery (bus consumer ids may not start with '~').</summary>
+    private const string HandBackConsumer = "~handed-back";
+
+    private readonly RedisEventBusOptions _options;
+    private readonly ConnectionMultiplexer _connection;
+    private readonly IDatabase _db;
+    private readonly ConcurrentDictionary<string, TopicState> _topics = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<(string Topic, string Group, string Consumer), Subscription> _live = new();
+    private readonly CancellationTokenSource _disposing = new();
+    private int _disposed;
+
+    /// <summary>Connects to the server of <paramref name="options"/> (in the background when it is not up yet).</summary>
+    /// <param name="options">Settings; <see cref="RedisEventBusOptions.Address"/> is required.</param>
+    /// <exception cref="FormatException">The address is not <c>redis://HOST:PORT</c>.</exception>
+    public RedisEventBus(RedisEventBusOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        options.Validate();
+        _options = options;
+        _connection = RedisConnection.Connect(options.Address);
+        _db = _connection.GetDatabase();
+    }
+
+    /// <summary>The Redis key of a topic's stream.</summary>
+    /// <param name="topic">The topic.</param>
+    public string StreamKey(string topic) => $"{_options.KeyPrefix}:stream:{topic}";
+
+    /// <inheritdoc />
+    public async ValueTask<string> PublishAsync(string topic, string key, ReadOnlyMemory<byte> payload,
+        IReadOnlyDictionary<string, string>? headers = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(topic);
+        ArgumentNullException.ThrowIfNull(key);
+        ThrowIfDisposed();
+        var state = Topic(topic);
+        var arguments = new List<RedisValue>(6 + 2 * (headers?.Count ?? 0))
+        {
+            _options.CapacityOf(topic), state.NewEntryChannel, "key", key,
+            // The call completes only after Redis has the bytes, so referencing the caller's buffer is safe.
+            "payload", payload,
+        };
+        foreach (var (name, value) in headers ?? EmptyHeaders)
+        {
+            arguments.Add(HeaderPrefix + name);
+            arguments.Add(value);
+        }
+        var argumentArray = arguments.ToArray();
+        RedisKey[] keys = [state.StreamKey];
+        while (true)
+        {
+            var spaceFreed = state.SpaceFreed.Next; // taken before the attempt: an acknowledgement in between still wakes us
+            var id = await RetryAsync(() => _db.ScriptEvaluateAsync(StreamScripts.Publish, keys, argumentArray),
+                cancellationToken, null).ConfigureAwait(false);
+            if (!id.IsNull) return (string)id!;
+            await WatchAcknowledgementsAsync(state).ConfigureAwait(false);
+            await WaitAsync(spaceFreed, cancellationToken, null).ConfigureAwait(false);
+        }
+    }
+
+    /// <inheritdoc />
+    /// <remarks>Creates the consumer group (at id 0) when it does not exist, and takes back the entries a
+    /// dead process left under the same consumer id. Talks to the server synchronously.</remarks>
+    /// <exception cref="ArgumentException">The consumer id starts with '~' (reserved).</exception>
+    /// <exception cref="RedisConnectionException">The server cannot be reached.</exception>
+    public IEventSubscription Subscribe(string topic, string groupId, string consumerId)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(topic);
+        ArgumentException.ThrowIfNullOrEmpty(groupId);
+        ArgumentException.ThrowIfNullOrEmpty(consumerId);
+        if (consumerId.StartsWith('~'))
+            throw new ArgumentException($"Consumer id '{consumerId}' starts with '~', which the Redis bus reserves.", nameof(consumerId));
+        ThrowIfDisposed();
+        var state = Topic(topic);
+        var subscription = new Subscription(this, state, groupId, consumerId);
+        if (!_live.TryAdd((topic, groupId, consumerId), subscription))
+            throw new InvalidOperationException($"Consumer '{consumerId}' is already subscribed to topic '{topic}' in group '{groupId}'.");
+        try
+        {
+            WatchNewEntries(state);
+            CreateGroup(state, groupId);
+            // Entries still held under this consumer id belong to a dead predecessor (ids are unique among live consumers).
+            _db.ScriptEvaluate(StreamScripts.HandBackAll, [state.StreamKey], subscription.HandBackArguments(deleteConsumer: false, keepHeld: false));
+        }
+        catch
+        {
+            _live.TryRemove((topic, groupId, consumerId), out _);
+            throw;
+        }
+        subscription.StartMaintenance();
+        return subscription;
+    }
+
+    /// <summary>
+    /// Drops the entries of <paramref name="topic"/> that every consumer group has acknowledged and returns
+    /// how many entries the topic still holds (0 for an unknown topic). Publishing into a full topic and
+    /// subscribing a new group do this too.
+    /// </summary>
+    /// <param name="topic">The topic.</param>
+    /// <param name="cancellationToken">Cancels the retries while the server is unreachable.</param>
+    public async Task<long> TrimAsync(string topic, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(topic);
+        ThrowIfDisposed();
+        var retained = await RetryAsync(() => _db.ScriptEvaluateAsync(StreamScripts.Trim, [StreamKey(topic)]),
+            cancellationToken, null).ConfigureAwait(false);
+        return (long)retained;
+    }
+
+    /// <summary>
+    /// Ends the bus: live subscriptions hand their unacknowledged entries back to their groups, pending and
+    /// later calls fail with <see cref="ObjectDisposedException"/>, and the connection closes.
+    /// </summary>
+    public async ValueTask DisposeAsync()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) == 1) return;
+        await _disposing.CancelAsync().ConfigureAwait(false);
+        foreach (var subscription in _live.Values) await subscription.DisposeAsync().ConfigureAwait(false);
+        await _connection.CloseAsync().ConfigureAwait(false);
+        await _connection.DisposeAsync().ConfigureAwait(false);
+        _disposing.Dispose();
+    }
+
+    private const string HeaderPrefix = "header:";
+
+    private static readonly IReadOnlyDictionary<string, string> EmptyHeaders =
+        new Dictionary<string, string>(StringComparer.Ordinal).AsReadOnly();
+
+    private bool IsDisposed => Volatile.Read(ref _disposed) == 1;
+
+    private void ThrowIfDisposed()
+    {
+        if (IsDisposed) throw new ObjectDisposedException(nameof(RedisEventBus), "The event bus has been disposed.");
+    }
+
+    private TopicState Topic(string topic) =>
+        _topics.GetOrAdd(topic, static (name, bus) => new TopicState(name,
+            bus.StreamKey(name),
+            $"{bus._options.KeyPrefix}:new:{name}",
+            $"{bus._options.KeyPrefix}:acked:{name}"), this);
+
+    private void CreateGroup(TopicState state, string groupId) =>
+        _db.ScriptEvaluate(StreamScripts.CreateGroup, [state.StreamKey], [groupId]);
+
+    /// <summary>Wakes this process's receivers on the topic whenever an entry is added or handed back.</summary>
+    private void WatchNewEntries(TopicState state)
+    {
+        lock (state)
+        {
+            if (state.WatchingNewEntries) return;
+            _connection.GetSubscriber().Subscribe(RedisChannel.Literal(state.NewEntryChannel), (_, _) => state.NewEntries.Pulse());
+            state.WatchingNewEntries = true;
+        }
+    }
+
+    /// <summary>Wakes this process's blocked publishers on the topic whenever an entry is acknowledged.</summary>
+    private async Task WatchAcknowledgementsAsync(TopicState state)
+    {
+        lock (state)
+        {
+            if (state.WatchingAcknowledgements is not null) return;
+            state.WatchingAcknowledgements = _connection.GetSubscriber()
+                .SubscribeAsync(RedisChannel.Literal(state.AcknowledgedChannel), (_, _) => state.SpaceFreed.Pulse());
+        }
+        try
+        {
+            await state.WatchingAcknowledgements.ConfigureAwait(false);
+        }
+        catch (Exception e) when (IsTransient(e))
+        {
+            lock (state) state.WatchingAcknowledgements = null; // polling covers the gap; try again next time
+        }
+    }
+
+    /// <summary>Waits for <paramref name="signal"/>, at most <see cref="RedisEventBusOptions.PollInterval"/>.</summary>
+    private async Task WaitAsync(Task signal, CancellationToken cancellationToken, Subscription? subscription)
+    {
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken,
+            subscription?.Closing ?? _disposing.Token);
+        try
+        {
+            await signal.WaitAsync(_options.PollInterval, linked.Token).ConfigureAwait(false);
+        }
+        catch (TimeoutException)
+        {
+            // Look again anyway: a notification may have been lost.
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            throw Unusable(subscription);
+        }
+    }
+
+    /// <summary>
+    /// Runs a command, retrying while the server is unreachable or restarting, until the caller cancels or
+    /// the bus (or <paramref name="subscription"/>) is disposed.
+    /// </summary>
+    private async Task<T> RetryAsync<T>(Func<Task<T>> command, CancellationToken cancellationToken, Subscription? subscription)
+    {
+        var delay = TimeSpan.FromMilliseconds(50);
+        var failures = 0;
+        while (true)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            if (IsDisposed || subscription?.IsClosed == true) throw Unusable(subscription);
+            try
+            {
+                var result = await command().ConfigureAwait(false);
+                if (failures > 0) _options.Logger.LogInformation("Redis at {Address} is reachable again after {Failures} failed attempts", _options.Address, failures);
+                return result;
+            }
+            catch (Exception e) when (IsTransient(e) && !IsDisposed)
+            {
+                if (failures++ == 0) _options.Logger.LogWarning("Redis at {Address} unreachable ({Error}); retrying", _options.Address, e.Message);
+            }
+            await WaitAsync(Task.Delay(delay, cancellationToken), cancellationToken, subscription).ConfigureAwait(false);
+            delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, TimeSpan.FromSeconds(1).Ticks));
+        }
+    }
+
+    private static bool IsTransient(Exception e) => RedisConnection.IsTransient(e);
+
+    private ObjectDisposedException Unusable(Subscription? subscription) =>
+        IsDisposed || subscription is null
+            ? new ObjectDisposedException(nameof(RedisEventBus), "The event bus has been disposed.")
+            : new ObjectDisposedException(nameof(IEventSubscription),
+                $"The subscription of consumer '{subscription.ConsumerId}' (group '{subscription.GroupId}', topic '{subscription.Topic}') has been disposed.");
+
+    /// <summary>A signal that wakes everyone waiting on <see cref="Next"/> and re-arms itself.</summary>
+    private sealed class Signal
+    {
+        private TaskCompletionSource _next = New();
+
+        public Task Next => Volatile.Read(ref _next).Task;
+
+        public void Pulse() => Interlocked.Exchange(ref _next, New()).TrySetResult();
+
+        private static TaskCompletionSource New() => new(TaskCreationOptions.RunContinuationsAsynchronously);
+    }
+
+    private sealed class TopicState(string name, string streamKey, string newEntryChannel, string acknowledgedChannel)
+    {
+        public readonly string Name = name;
+        public readonly string StreamKey = streamKey;
+        /// <summary>Pub/sub channel announcing added and handed-back entries.</summary>
+        public readonly string NewEntryChannel = newEntryChannel;
+        /// <summary>Pub/sub channel announcing acknowledgements (space for blocked publishers).</summary>
+        public readonly string AcknowledgedChannel = acknowledgedChannel;
+        public readonly Signal NewEntries = new();
+        public readonly Signal SpaceFreed = new();
+        public bool WatchingNewEntries;
+        public Task? WatchingAcknowledgements;
+    }
+
+    private sealed class Subscription(RedisEventBus bus, TopicState state, string groupId, string consumerId) : IEventSubscription
+    {
+        private readonly CancellationTokenSource _closing = CancellationTokenSource.CreateLinkedTokenSource(bus._disposing.Token);
+        private readonly HashSet<string> _held = new(StringComparer.Ordinal);
+        private readonly RedisKey[] _keys = [state.StreamKey];
+        private Task _maintenance = Task.CompletedTask;
+        private int _closed;
+
+        public string Topic => state.Name;
+        public string GroupId => groupId;
+        public string ConsumerId => consumerId;
+        public CancellationToken Closing => _closing.Token;
+        public bool IsClosed => Volatile.Read(ref _closed) == 1;
+
+        public void StartMaintenance() => _maintenance = Task.Run(MaintainAsync);
+
+        public async ValueTask<BusMessage> ReceiveAsync(CancellationToken cancellationToken = default)
+        {
+            while (true)
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                ThrowIfUnusable();
+                var arrived = state.NewEntries.Next; // taken before looking: a publish in between still wakes us
+                var attempts = 0;
+                var entry = await RunAsync(async () =>
+                {
+                    // A failed attempt may have claimed an entry whose reply was lost: give such entries back first.
+                    if (attempts++ > 0) await Evaluate(StreamScripts.HandBackAll, HandBackArguments(deleteConsumer: false, keepHeld: true)).ConfigureAwait(false);
+                    return await Evaluate(StreamScripts.Receive, [groupId, consumerId, HandBackConsumer]).ConfigureAwait(false);
+                }, cancellationToken).ConfigureAwait(false);
+                if (!entry.IsNull)
+                {
+                    var message = ToMessage(entry);
+                    lock (_held) _held.Add(message.Id);
+                    if (!IsClosed) return message;
+                    // Disposed while the entry was on its way: give it back to the group.
+                    await GiveBackQuietlyAsync(message.Id).ConfigureAwait(false);
+                    throw bus.Unusable(this);
+                }
+                await bus.WaitAsync(arrived, cancellationToken, this).ConfigureAwait(false);
+            }
+        }
+
+        public async ValueTask AckAsync(BusMessage message, CancellationToken cancellationToken = default)
+        {
+            var id = IdOf(message);
+            ThrowIfUnusable();
+            await RunAsync(StreamScripts.Ack, [groupId, id, state.AcknowledgedChannel], cancellationToken).ConfigureAwait(false);
+            lock (_held) _held.Remove(id);
+        }
+
+        public async ValueTask NackAsync(BusMessage message, CancellationToken cancellationToken = default)
+        {
+            var id = IdOf(message);
+            ThrowIfUnusable();
+            await RunAsync(StreamScripts.Nack, [groupId, consumerId, HandBackConsumer, id, state.NewEntryChannel], cancellationToken)
+                .ConfigureAwait(false);
+            lock (_held) _held.Remove(id);
+        }
+
+        /// <summary>Hands every unacknowledged entry back to the group and leaves it.</summary>
+        public async ValueTask DisposeAsync()
+        {
+            if (Interlocked.Exchange(ref _closed, 1) == 1) return;
+            await _closing.CancelAsync().ConfigureAwait(false);
+            await _maintenance.ConfigureAwait(false);
+            bus._live.TryRemove(new KeyValuePair<(string, string, string), Subscription>((Topic, groupId, consumerId), this));
+            try
+            {
+                // One attempt: if the server is unreachable now, the entries go back after ClaimIdleAfter anyway.
+                await Evaluate(StreamScripts.HandBackAll, HandBackArguments(deleteConsumer: true, keepHeld: false)).ConfigureAwait(false);
+            }
+            catch (Exception e) when (IsTransient(e) || e is RedisServerException)
+            {
+                bus._options.Logger.LogWarning("Consumer {Consumer} of group {Group} on {Topic} could not hand back its entries ({Error}); " +
+                    "they are redelivered after {ClaimIdleAfter}", consumerId, groupId, Topic, e.Message, bus._options.ClaimIdleAfter);
+            }
+            _closing.Dispose();
+        }
+
+        /// <summary>Every third of ClaimIdleAfter: renews the entries this consumer works on and hands back those of dead consumers.</summary>
+        private async Task MaintainAsync()
+        {
+            var interval = bus._options.ClaimIdleAfter / 3;
+            var idleMs = ((long)bus._options.ClaimIdleAfter.TotalMilliseconds).ToString(CultureInfo.InvariantCulture);
+            while (true)
+            {
+                try
+                {
+                    await Task.Delay(interval, _closing.Token).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException)
+                {
+                    return;
+                }
+                var arguments = new List<RedisValue> { groupId, consumerId, HandBackConsumer, idleMs, state.NewEntryChannel };
+                lock (_held) arguments.AddRange(_held.Select(id => (RedisValue)id));
+                try
+                {
+                    await RunAsync(StreamScripts.Maintain, arguments.ToArray(), _closing.Token).ConfigureAwait(false);
+                }
+                catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException)
+                {
+                    return;
+                }
+                catch (RedisServerException e)
+                {
+                    bus._options.Logger.LogWarning("Maintenance of consumer {Consumer} on {Topic} failed: {Error}", consumerId, Topic, e.Message);
+                }
+            }
+        }
+
+        /// <summary>Runs a script on the topic's stream (retrying through connection loss).</summary>
+        private Task<RedisResult> RunAsync(string script, RedisValue[] arguments, CancellationToken cancellationToken) =>
+            RunAsync(() => Evaluate(script, arguments), cancellationToken);
+
+        /// <summary>
+        /// Runs <paramref name="command"/>, retrying through connection loss; re-creates the group when the
+        /// server lost it (a restart without persistence).
+        /// </summary>
+        private Task<RedisResult> RunAsync(Func<Task<RedisResult>> command, CancellationToken cancellationToken) =>
+            bus.RetryAsync(async () =>
+            {
+                try
+                {
+                    return await command().ConfigureAwait(false);
+                }
+                catch (RedisServerException e) when (e.Message.Contains("NOGROUP", StringComparison.Ordinal))
+                {
+                    bus._options.Logger.LogWarning("Group {Group} of {Topic} is gone from the server (restarted without its data?); re-creating it", groupId, Topic);
+                    bus.CreateGroup(state, groupId);
+                    return await command().ConfigureAwait(false);
+                }
+            }, cancellationToken, this);
+
+        private Task<RedisResult> Evaluate(string script, RedisValue[] arguments) => bus._db.ScriptEvaluateAsync(script, _keys, arguments);
+
+        /// <summary>Arguments of <see cref="StreamScripts.HandBackAll"/> for this consumer.</summary>
+        public RedisValue[] HandBackArguments(bool deleteConsumer, bool keepHeld)
+        {
+            var arguments = new List<RedisValue> { groupId, consumerId, HandBackConsumer, state.NewEntryChannel, deleteConsumer ? "1" : "0" };
+            if (keepHeld)
+                lock (_held) arguments.AddRange(_held.Select(id => (RedisValue)id));
+            return arguments.ToArray();
+        }
+
+        private async Task GiveBackQuietlyAsync(string id)
+        {
+            try
+            {
+                await bus._db.ScriptEvaluateAsync(StreamScripts.Nack, _keys,
+                    [groupId, consumerId, HandBackConsumer, id, state.NewEntryChannel]).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is RedisException or ObjectDisposedException)
+            {
+                // The entry is redelivered after ClaimIdleAfter instead.
+            }
+        }
+
+        private BusMessage ToMessage(RedisResult entry)
+        {
+            var parts = (RedisResult[])entry!;
+            var id = (string)parts[0]!;
+            var fields = (RedisResult[])parts[1]!;
+            var key = "";
+            byte[] payload = [];
+            var headers = new Dictionary<string, string>(StringComparer.Ordinal);
+            for (var i = 0; i + 1 < fields.Length; i += 2)
+            {
+                var name = (string)fields[i]!;
+                if (name == "key") key = (string)fields[i + 1]!;
+                else if (name == "payload") payload = (byte[])fields[i + 1]!;
+                else if (name.StartsWith(HeaderPrefix, StringComparison.Ordinal)) headers[name[HeaderPrefix.Length..]] = (string)fields[i + 1]!;
+            }
+            var milliseconds = long.Parse(id.AsSpan(0, id.IndexOf('-')), CultureInfo.InvariantCulture);
+            return new BusMessage
+            {
+                Topic = Topic,
+                Key = key,
+                Payload = payload,
+                Headers = headers.Count == 0 ? EmptyHeaders : headers,
+                Id = id,
+                DeliveryCount = (int)parts[2],
+                Timestamp = DateTimeOffset.FromUnixTimeMilliseconds(milliseconds),
+            };
+        }
+
+        private string IdOf(BusMessage message)
+        {
+            ArgumentNullException.ThrowIfNull(message);
+            if (!string.Equals(message.Topic, Topic, StringComparison.Ordinal))
+                throw new ArgumentException($"Message of topic '{message.Topic}' given to a subscription of topic '{Topic}'.", nameof(message));
+            var dash = message.Id.IndexOf('-');
+            if (dash <= 0 || !ulong.TryParse(message.Id.AsSpan(0, dash), NumberStyles.None, CultureInfo.InvariantCulture, out _) ||
+                !ulong.TryParse(message.Id.AsSpan(dash + 1), NumberStyles.None, CultureInfo.InvariantCulture, out _))
+                throw new ArgumentException($"'{message.Id}' is not a Redis stream entry id.", nameof(message));
+            return message.Id;
+        }
+
+        private void ThrowIfUnusable()
+        {
+            if (bus.IsDisposed || IsClosed) throw bus.Unusable(this);
+        }
+    }
+}
