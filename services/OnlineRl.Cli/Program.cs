@@ -22,8 +22,9 @@ const string Usage = """
       init-model A randomly initialised model in the safetensors format: --out DIR --tokenizer DIR|char:..|byte
                  --hidden-size N --layers N --heads N --kv-heads N --intermediate-size N --qkv-bias --untied
                  --dtype float32|bfloat16|float16 --seed N
-      bench      Measure the binding (per-op overhead, matmul, an MLP step, KV-cache generation) against
-                 /usr/bin/python3 torch on this machine; writes a results table. --out FILE --quick
+      bench      Measure the binding (per-op overhead, matmul, an MLP step, KV-cache generation, a GRPO learner
+                 step) against /usr/bin/python3 torch on this machine, and the in-process pipeline with and
+                 without overlap; writes a results table. --out FILE --quick --only binding|generation|rl
       smoke      Train a small MLP on the libtorch binding and print progress (a quick health check).
                  --steps N (2000) --lr X (0.003) --seed N (1) --threads N (all cores)
 
