@@ -96,7 +96,7 @@ public static class InProcessRun
         var generator = new GeneratorWorker(bus, store, generatorModel, tokenizer, config.Sampling, config.RunId, "generator-0",
             heldVersion: initial.Version, batchPrompts: Math.Min(algorithm.PromptsPerStep, 32), seed: config.Seed);
         var inFlight = (long)(1 + maxLag) * algorithm.PromptsPerStep;
-        var feeder = new FeederWorker(bus, tasks, tokenizer, config.RunId, inFlight, maxLag);
+        var feeder = new FeederWorker(bus, tasks, tokenizer, config.RunId, inFlight);
         using var rewardModel = config.Reward.Model.Length > 0 ? Checkpoint.Load(config.Reward.Model, ScalarType.Float32, device) : null;
         if (rewardModel is not null && (rewardModel.score is null || rewardModel.Config.VocabSize < tokenizer.VocabSize))
             throw new ConfigException($"reward.model {config.Reward.Model}: needs a reward head (train it with `onlinerl train-rm`) and the policy's vocabulary");

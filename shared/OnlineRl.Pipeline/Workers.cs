@@ -13,9 +13,13 @@ namespace OnlineRl.Pipeline;
 /// <summary>
 /// Publishes prompts with admission control: at most <c>inFlightLimit</c> prompts that the learner has
 /// not yet retired (trained on or dropped), so generators never run further ahead than the allowed
-/// policy lag. The learner's policy announcements carry the retired count.
+/// policy lag. The learner's policy announcements carry the retired count. With a limit of
+/// (1 + max lag) × prompts per step, a prompt admitted once version v is announced is trained on by the
+/// time the learner holds v + max lag, so it must be sampled with v or newer: its minimum policy version
+/// is v. (v − max lag would let a generator that has not yet swapped in v answer it with weights that are
+/// stale by the time the learner sees them: up to twice the allowed lag, and dropped.)
 /// </summary>
-public sealed class FeederWorker(IEventBus bus, TaskSource tasks, ITokenizer tokenizer, string runId, long inFlightLimit, int maxPolicyLag)
+public sealed class FeederWorker(IEventBus bus, TaskSource tasks, ITokenizer tokenizer, string runId, long inFlightLimit)
 {
     private readonly Publisher publisher = new(bus);
     private long published;
@@ -37,7 +41,7 @@ public sealed class FeederWorker(IEventBus bus, TaskSource tasks, ITokenizer tok
                 var prompt = new PromptMessage
                 {
                     PromptId = $"{item.Id}#{Published}", Text = item.Prompt, Dataset = item.Id.Split('-')[0], DatasetIndex = Published,
-                    MinPolicyVersion = Math.Max(0, newestVersion - maxPolicyLag),
+                    MinPolicyVersion = newestVersion,
                 };
                 prompt.TokenIds.AddRange(tokenizer.Encode(item.Prompt));
                 prompt.Metadata["answer"] = item.Answer;
@@ -115,7 +119,7 @@ public sealed class GeneratorWorker
                 var first = await prompts.Reader.ReadAsync(linked.Token).ConfigureAwait(false);
                 var batch = new List<(PromptMessage Prompt, BusMessage Raw, IEventSubscription From)> { first };
                 while (batch.Count < batchPrompts && prompts.Reader.TryRead(out var more)) batch.Add(more);
-                // A prompt admitted after version v was announced (with no lag allowed) must not be answered
+                // A prompt admitted after version v was announced must not be answered
                 // by older weights: wait for that announcement to reach this generator.
                 var required = batch.Max(b => b.Prompt.MinPolicyVersion);
                 while (Interlocked.Read(ref announced) < required) await Task.Delay(2, linked.Token).ConfigureAwait(false);
