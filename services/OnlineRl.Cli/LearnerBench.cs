@@ -92,7 +92,7 @@ internal static class LearnerBench
 
                 var metric = new BenchCommand.Metric("learner_step",
                     $"GRPO learner step ({groups.Count} prompts x G={groups[0].Completions.Count}, {tokens} completion tokens)",
-                    BenchCommand.Unit.Milli, StepTarget, Count: quick ? 1 : 2, Repeats: quick ? 6 : 20, Parallel: true);
+                    BenchCommand.Unit.Milli, StepTarget, Count: 1, Repeats: quick ? 6 : 40, Parallel: true);
                 var result = BenchCommand.Measure(metric, count =>
                 {
                     for (var i = 0; i < count; i++)
