@@ -198,7 +198,8 @@ internal static class LearnerBench
             {
                 var summary = Run(configPath, overlap, steps, threads);
                 var rate = SamplesPerSecond(summary, groupSize);
-                progress($"  pipeline, {(overlap ? "overlapped" : "alternating")} (round {round + 1}): {rate:F0} samples/s, {summary.Steps.Count} steps in {summary.ElapsedSeconds:F1}s, dropped stale {summary.DroppedStale}");
+                progress($"  pipeline, {(overlap ? "overlapped" : "alternating")} (round {round + 1}): {rate:F0} samples/s, {summary.Steps.Count} steps in {summary.ElapsedSeconds:F1}s " +
+                         $"(learner {LearnerSeconds(summary):F2} s/step), dropped stale {summary.DroppedStale}");
                 if (!best.TryGetValue(overlap, out var previous) || rate > SamplesPerSecond(previous, groupSize)) best[overlap] = summary;
             }
         }
@@ -209,12 +210,14 @@ internal static class LearnerBench
             $"Pipeline throughput: the whole in-process run (feeder, generator, scorer, learner on the in-process bus; configs/grpo-addition.yaml " +
             $"without the SFT warm start or evaluation), {steps} learner steps; samples/s = trained completions / " +
             $"wall time of the RL phase, best of {rounds} run(s) per mode, modes alternating. Overlapped: train.overlap true, max_policy_lag 1 (the generator " +
-            $"samples the next batch while the learner updates); alternating: train.overlap false (generate, then learn). Ratio = overlapped / alternating, so > 1.0 means overlap helps.");
+            $"samples the next batch while the learner updates); alternating: train.overlap false (generate, then learn). Ratio = overlapped / alternating, so > 1.0 means overlap helps. " +
+            $"Learner s/step: the mean time of one update inside the run; overlap only pays when the update does not slow down by more than the generation time it hides " +
+            $"(on a machine whose cores are all busy, generator and learner compete for them).");
         text.AppendLine();
-        text.AppendLine("| metric | overlapped | alternating | ratio | dropped stale (overlapped) |");
-        text.AppendLine("|---|---:|---:|---:|---:|");
+        text.AppendLine("| metric | overlapped | alternating | ratio | learner s/step overlapped | learner s/step alternating | dropped stale (overlapped) |");
+        text.AppendLine("|---|---:|---:|---:|---:|---:|---:|");
         text.AppendLine(CultureInfo.InvariantCulture,
-            $"| pipeline samples/s ({steps} steps) | {overlapped:F0} | {alternating:F0} | {overlapped / alternating:F2} | {best[true].DroppedStale} |");
+            $"| pipeline samples/s ({steps} steps) | {overlapped:F0} | {alternating:F0} | {overlapped / alternating:F2} | {LearnerSeconds(best[true]):F2} | {LearnerSeconds(best[false]):F2} | {best[true].DroppedStale} |");
         return text.ToString();
     }
 
@@ -236,6 +239,9 @@ internal static class LearnerBench
             try { Directory.Delete(output, recursive: true); } catch (IOException) { }
         }
     }
+
+    /// <summary>Mean seconds of one learner update in the run.</summary>
+    private static double LearnerSeconds(RunSummary summary) => summary.Steps.Average(s => s.Metrics["step_seconds"]);
 
     /// <summary>Completions trained on per second of the RL phase.</summary>
     private static double SamplesPerSecond(RunSummary summary, int groupSize) => summary.TrainedRollouts.Count * groupSize / summary.ElapsedSeconds;
