@@ -192,6 +192,8 @@ internal static class LearnerBench
         var groupSize = RunConfig.Load(configPath).Sampling.GroupSize;
         var rounds = quick ? 1 : 2;
         var best = new Dictionary<bool, RunSummary>();
+        // Untimed: the first run in the process pays for JIT compilation of the whole pipeline.
+        Run(configPath, overlap: true, steps: 2, threads);
         for (var round = 0; round < rounds; round++)
         {
             foreach (var overlap in new[] { true, false })
@@ -209,7 +211,7 @@ internal static class LearnerBench
         text.AppendLine(CultureInfo.InvariantCulture,
             $"Pipeline throughput: the whole in-process run (feeder, generator, scorer, learner on the in-process bus; configs/grpo-addition.yaml " +
             $"without the SFT warm start or evaluation), {steps} learner steps; samples/s = trained completions / " +
-            $"wall time of the RL phase, best of {rounds} run(s) per mode, modes alternating. Overlapped: train.overlap true, max_policy_lag 1 (the generator " +
+            $"wall time of the RL phase, best of {rounds} run(s) per mode, modes alternating, after an untimed 2-step run (JIT warm-up). Overlapped: train.overlap true, max_policy_lag 1 (the generator " +
             $"samples the next batch while the learner updates); alternating: train.overlap false (generate, then learn). Ratio = overlapped / alternating, so > 1.0 means overlap helps. " +
             $"Learner s/step: the mean time of one update inside the run; overlap only pays when the update does not slow down by more than the generation time it hides " +
             $"(on a machine whose cores are all busy, generator and learner compete for them).");
