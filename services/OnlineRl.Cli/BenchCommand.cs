@@ -28,7 +28,7 @@ internal static class BenchCommand
 
     private sealed record MlpPlan(int Inputs, int Hidden, int Layers, int Classes, int Batch, int Steps, int Repeats);
 
-    private enum Unit { Micro, Milli, GFlops }
+    internal enum Unit { Micro, Milli, GFlops }
 
     /// <summary>
     /// One table row: <see cref="Count"/> iterations per timed block, <see cref="Repeats"/> blocks per side.
@@ -36,7 +36,7 @@ internal static class BenchCommand
     /// milliseconds after each parallel region; such blocks start after a short pause so that one side's
     /// spinning threads do not slow the other side's block on a machine with few cores.
     /// </summary>
-    private sealed record Metric(string Key, string Label, Unit Unit, double? Target, int Count, int Repeats, bool Parallel = false);
+    internal sealed record Metric(string Key, string Label, Unit Unit, double? Target, int Count, int Repeats, bool Parallel = false);
 
     /// <summary>Blocks per side every row gets, even past its time budget.</summary>
     private const int MinimumBlocks = 5;
@@ -47,7 +47,7 @@ internal static class BenchCommand
     /// One row's outcome, in seconds per iteration: each side's fastest block, and the median over the
     /// block pairs (ours, then the reference's right after it) of our time / the reference's time.
     /// </summary>
-    private sealed record Result(double Ours, double? Reference, double? PairedMedianRatio, int Blocks);
+    internal sealed record Result(double Ours, double? Reference, double? PairedMedianRatio, int Blocks);
 
     /// <summary>What the reference said about itself at start.</summary>
     private sealed record ReferenceInfo(string TorchVersion, int Threads, string? Library);
@@ -58,7 +58,9 @@ internal static class BenchCommand
     {
         var outPath = options.String("out", "bench-results.md");
         var quick = options.Flag("quick");
+        var only = options.String("only", "all");
         options.RejectUnknown();
+        if (only is not ("all" or "binding" or "generation" or "rl")) throw new UsageException($"--only: '{only}' is not binding, generation or rl");
         if (string.IsNullOrWhiteSpace(outPath)) throw new UsageException("--out needs a file name");
         var outDirectory = Path.GetDirectoryName(Path.GetFullPath(outPath));
         if (outDirectory is not null && !Directory.Exists(outDirectory))
@@ -93,7 +95,7 @@ internal static class BenchCommand
         string? referenceError = null;
         ReferenceProcess? reference = null;
         Console.WriteLine($"starting the reference ({Python} bench/reference.py)...");
-        try { reference = ReferenceProcess.Start(plan); }
+        try { reference = ReferenceProcess.Start("reference.py", JsonSerializer.Serialize(plan, SnakeCase)); }
         catch (ReferenceUnavailableException e) { referenceError = e.Message; }
         if (referenceError is not null) Console.WriteLine($"reference unavailable: {referenceError}. Measuring ours only.");
         var referenceInfo = reference is null ? null : new ReferenceInfo(reference.TorchVersion, reference.Threads, reference.Library);
@@ -102,9 +104,9 @@ internal static class BenchCommand
         try
         {
             using var workloads = new Workloads(plan);
-            foreach (var metric in metrics)
+            foreach (var metric in only is "all" or "binding" ? metrics : Array.Empty<Metric>())
             {
-                var result = Measure(metric, workloads.Loop(metric.Key), plan, ref reference, ref referenceError);
+                var result = Measure(metric, workloads.Loop(metric.Key), plan.WarmupS, plan.BudgetS, ref reference, ref referenceError);
                 results[metric.Key] = result;
                 var line = $"  {metric.Label}: ours {Format(metric, result.Ours, plan)}";
                 if (result.Reference is { } other)
@@ -120,10 +122,12 @@ internal static class BenchCommand
             Console.WriteLine($"reference failed during the run: {referenceError}");
         Console.WriteLine($"bench done in {clock.Elapsed.TotalSeconds:F1}s");
 
-        var generation = GenerationBench.Section(quick, threads, referenceInfo is null ? null : Python,
-            Path.Combine(AppContext.BaseDirectory, "bench", "qwen2_reference.py"), line => Console.WriteLine($"{line}  [{clock.Elapsed.TotalSeconds:F0}s]"));
+        void Progress(string line) => Console.WriteLine($"{line}  [{clock.Elapsed.TotalSeconds:F0}s]");
+        var generation = only is not ("all" or "generation") ? "" : GenerationBench.Section(quick, threads, referenceInfo is null ? null : Python,
+            Path.Combine(AppContext.BaseDirectory, "bench", "qwen2_reference.py"), Progress);
+        var learning = only is not ("all" or "rl") ? "" : LearnerBench.Section(quick, threads, Progress);
         var load = (Before: loadBefore, After: LoadAverage());
-        var table = Render(plan, quick, metrics, results, referenceInfo, referenceError, load) + generation;
+        var table = Render(plan, quick, metrics, results, referenceInfo, referenceError, load) + generation + learning;
         Console.WriteLine();
         Console.WriteLine(table);
         try
@@ -140,14 +144,14 @@ internal static class BenchCommand
     }
 
     /// <summary>
-    /// Warms both sides up, then times up to <see cref="Metric.Repeats"/> blocks (within the plan's time budget) of <see cref="Metric.Count"/>
+    /// Warms both sides up for <paramref name="warmupSeconds"/> each, then times up to <see cref="Metric.Repeats"/> blocks (adding
+    /// none after <paramref name="budgetSeconds"/>, but at least <see cref="MinimumBlocks"/>) of <see cref="Metric.Count"/>
     /// iterations each, alternating ours and the reference's. The reference timing is null when it is
     /// unavailable or failed on the way.
     /// </summary>
-    private static Result Measure(Metric metric, Action<int> loop, Plan plan,
+    internal static Result Measure(Metric metric, Action<int> loop, double warmupSeconds, double budgetSeconds,
         ref ReferenceProcess? reference, ref string? referenceError)
     {
-        var warmupSeconds = plan.WarmupS;
         // Warm-up: JIT tiering on our side, allocator caches and OpenMP threads on both.
         var warmupBlock = Math.Max(1, metric.Count / 10);
         var end = Stopwatch.GetTimestamp() + (long)(warmupSeconds * Stopwatch.Frequency);
@@ -159,7 +163,7 @@ internal static class BenchCommand
         var ourBlocks = new List<double>();
         var referenceBlocks = new List<double>();
         // A busy machine can make OpenMP workloads very slow; the time budget keeps the whole run bounded.
-        var budgetEnd = Stopwatch.GetTimestamp() + (long)(plan.BudgetS * Stopwatch.Frequency);
+        var budgetEnd = Stopwatch.GetTimestamp() + (long)(budgetSeconds * Stopwatch.Frequency);
         for (var r = 0; r < metric.Repeats && (r < MinimumBlocks || Stopwatch.GetTimestamp() < budgetEnd); r++)
         {
             if (metric.Parallel) Thread.Sleep(SettlePause);
@@ -288,10 +292,14 @@ internal static class BenchCommand
 
     // ---- reference side ---------------------------------------------------------------------------
 
-    private sealed class ReferenceUnavailableException(string message) : Exception(message);
+    /// <summary>The reference cannot be used (missing, failed to start, or failed on the way); the message says why.</summary>
+    internal sealed class ReferenceUnavailableException(string message) : Exception(message);
 
-    /// <summary>bench/reference.py, answering one timing request per line (see the script's docstring).</summary>
-    private sealed class ReferenceProcess : IDisposable
+    /// <summary>
+    /// A reference script in bench/ (reference.py, learner_reference.py), answering one timing request per
+    /// line (see the scripts' docstrings).
+    /// </summary>
+    internal sealed class ReferenceProcess : IDisposable
     {
         private static readonly TimeSpan StartTimeout = TimeSpan.FromSeconds(120);
         private static readonly TimeSpan RequestTimeout = TimeSpan.FromSeconds(120);
@@ -316,10 +324,11 @@ internal static class BenchCommand
 
         public string? Library { get; private set; }
 
-        public static ReferenceProcess Start(Plan plan)
+        /// <summary>Starts bench/<paramref name="scriptName"/> with <paramref name="argument"/> and reads its greeting.</summary>
+        public static ReferenceProcess Start(string scriptName, string argument)
         {
             if (!File.Exists(Python)) throw new ReferenceUnavailableException($"{Python} is missing");
-            var script = Path.Combine(AppContext.BaseDirectory, "bench", "reference.py");
+            var script = Path.Combine(AppContext.BaseDirectory, "bench", scriptName);
             if (!File.Exists(script)) throw new ReferenceUnavailableException($"{script} is missing (rebuild the CLI)");
             var start = new ProcessStartInfo(Python)
             {
@@ -329,7 +338,7 @@ internal static class BenchCommand
                 UseShellExecute = false,
             };
             start.ArgumentList.Add(script);
-            start.ArgumentList.Add(JsonSerializer.Serialize(plan, SnakeCase));
+            start.ArgumentList.Add(argument);
             Process process;
             try { process = Process.Start(start) ?? throw new ReferenceUnavailableException($"could not start {Python}"); }
             catch (System.ComponentModel.Win32Exception e) { throw new ReferenceUnavailableException($"could not start {Python}: {e.Message}"); }
@@ -354,6 +363,13 @@ internal static class BenchCommand
         /// <summary>Wall-clock seconds the reference took for <paramref name="count"/> iterations of <paramref name="workload"/>.</summary>
         public double Run(string workload, int count)
         {
+            using var reply = Request(workload, count);
+            return reply.RootElement.GetProperty("seconds").GetDouble();
+        }
+
+        /// <summary>Runs <paramref name="count"/> iterations of <paramref name="workload"/> and returns the whole reply.</summary>
+        public JsonDocument Request(string workload, int count)
+        {
             try
             {
                 process.StandardInput.WriteLine(JsonSerializer.Serialize(new { workload, count }));
@@ -363,8 +379,7 @@ internal static class BenchCommand
             {
                 throw Failure($"could not send a request ({e.Message})");
             }
-            using var reply = ReadMessage(RequestTimeout);
-            return reply.RootElement.GetProperty("seconds").GetDouble();
+            return ReadMessage(RequestTimeout);
         }
 
         private JsonDocument ReadMessage(TimeSpan timeout)
@@ -451,6 +466,7 @@ internal static class BenchCommand
             $"- Method: after a warm-up of {plan.WarmupS:F1}s per side, timed blocks of ours and of the reference (a Python subprocess asked to time one block at a time) alternate, so a busy machine slows both alike. \"ours\" and \"reference\" are each side's fastest block (minimum time per iteration); \"ratio\" compares those; \"paired median\" is the median over block pairs of ours / the reference block right after it. Each row stops adding blocks after {plan.BudgetS:F0}s (at least {MinimumBlocks}); \"blocks\" says how many pairs it got. Per-op rows: up to {plan.OpRepeats} blocks of {plan.OpIters:N0} calls; C# disposes each result with `using var` (the scope row instead opens and closes one DisposeScope around each call), Python drops its reference. In-place add: up to {plan.InplaceRepeats} blocks of {plan.InplaceIters}. Rows that use libtorch's OpenMP threads (in-place add, matmul, MLP) pause {SettlePause.TotalMilliseconds:F0} ms before each block so the other side's spinning OpenMP threads go idle first. Matmul: up to {plan.MatmulRepeats} single calls. MLP: up to {plan.Mlp.Repeats} blocks of {plan.Mlp.Steps} steps (zero_grad to None, forward with ReLU, cross entropy, backward, AdamW; C# with one DisposeScope per step and the binding's native AdamW, Python torch.optim.AdamW with foreach=False).");
         text.AppendLine("- Ratio = our time / reference time (for GFLOP/s: reference GFLOP/s / ours), so <= 1.0 means we are as fast or faster.");
         text.AppendLine();
+        if (results.Count == 0) return text.ToString(); // --only skipped the binding rows
         text.AppendLine("| metric | ours | reference | ratio | target | paired median | blocks |");
         text.AppendLine("|---|---:|---:|---:|---|---:|---:|");
         foreach (var metric in metrics)

@@ -30,8 +30,9 @@ const string Usage = """
       init-model A randomly initialised model in the safetensors format: --out DIR --tokenizer DIR|char:..|byte
                  --hidden-size N --layers N --heads N --kv-heads N --intermediate-size N --qkv-bias --untied
                  --dtype float32|bfloat16|float16 --seed N
-      bench      Measure the binding (per-op overhead, matmul, an MLP step, KV-cache generation) against
-                 /usr/bin/python3 torch on this machine; writes a results table. --out FILE --quick
+      bench      Measure the binding (per-op overhead, matmul, an MLP step, KV-cache generation, a GRPO learner
+                 step) against /usr/bin/python3 torch on this machine, and the in-process pipeline with and
+                 without overlap; writes a results table. --out FILE --quick --only binding|generation|rl
       bench-redis Weight publication + load through Redis vs raw SET/GET, and Redis Streams throughput vs
                  redis-benchmark, on a private redis-server; writes a table. --out FILE (bench-redis.md) --quick
       smoke      Train a small MLP on the libtorch binding and print progress (a quick health check).

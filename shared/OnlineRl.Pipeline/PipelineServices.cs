@@ -151,7 +151,7 @@ public static class PipelineServices
     public static FeederWorker Feeder(RunConfig config, IEventBus bus, TaskSource tasks, ITokenizer tokenizer, LedgerWriter? ledger)
     {
         var inFlight = (long)(1 + MaxPolicyLag(config)) * config.Algorithm.PromptsPerStep;
-        return new FeederWorker(bus, tasks, tokenizer, config.RunId, inFlight, MaxPolicyLag(config), config.Task.MaxPrompts, ledger);
+        return new FeederWorker(bus, tasks, tokenizer, config.RunId, inFlight, config.Task.MaxPrompts, ledger);
     }
 
     /// <summary>A generator sampling with <paramref name="model"/>, which holds <paramref name="heldVersion"/> (0: none yet).</summary>

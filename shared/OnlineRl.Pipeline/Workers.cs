@@ -13,10 +13,14 @@ namespace OnlineRl.Pipeline;
 /// <summary>
 /// Publishes prompts with admission control: at most <c>inFlightLimit</c> prompts that the learner has
 /// not yet retired (trained on or dropped), so generators never run further ahead than the allowed
-/// policy lag. The learner's policy announcements carry the retired count. With <c>maxPrompts</c> &gt; 0 it
-/// stops publishing after that many prompts (and keeps following announcements until cancelled).
+/// policy lag. The learner's policy announcements carry the retired count. With a limit of
+/// (1 + max lag) × prompts per step, a prompt admitted once version v is announced is trained on by the
+/// time the learner holds v + max lag, so it must be sampled with v or newer: its minimum policy version
+/// is v. (v − max lag would let a generator that has not yet swapped in v answer it with weights that are
+/// stale by the time the learner sees them: up to twice the allowed lag, and dropped.)
+/// With <c>maxPrompts</c> &gt; 0 it stops publishing after that many prompts (and keeps following announcements until cancelled).
 /// </summary>
-public sealed class FeederWorker(IEventBus bus, TaskSource tasks, ITokenizer tokenizer, string runId, long inFlightLimit, int maxPolicyLag,
+public sealed class FeederWorker(IEventBus bus, TaskSource tasks, ITokenizer tokenizer, string runId, long inFlightLimit,
     long maxPrompts = 0, LedgerWriter? ledger = null)
 {
     private readonly Publisher publisher = new(bus);
@@ -39,7 +43,7 @@ public sealed class FeederWorker(IEventBus bus, TaskSource tasks, ITokenizer tok
                 var prompt = new PromptMessage
                 {
                     PromptId = $"{item.Id}#{Published}", Text = item.Prompt, Dataset = item.Id.Split('-')[0], DatasetIndex = Published,
-                    MinPolicyVersion = Math.Max(0, newestVersion - maxPolicyLag),
+                    MinPolicyVersion = newestVersion,
                 };
                 prompt.TokenIds.AddRange(tokenizer.Encode(item.Prompt));
                 prompt.Metadata["answer"] = item.Answer;
@@ -130,7 +134,7 @@ public sealed class GeneratorWorker
                 var first = await NextPromptAsync(prompts.Reader, linked.Token).ConfigureAwait(false);
                 var batch = new List<(PromptMessage Prompt, BusMessage Raw, IEventSubscription From)> { first };
                 while (batch.Count < batchPrompts && prompts.Reader.TryRead(out var more)) batch.Add(more);
-                // A prompt admitted after version v was announced (with no lag allowed) must not be answered
+                // A prompt admitted after version v was announced must not be answered
                 // by older weights: wait for that announcement to reach this generator.
                 // A generator that holds no weights yet (a service started before the learner) waits for the first version.
                 var required = Math.Max(batch.Max(b => b.Prompt.MinPolicyVersion), 1);

@@ -35,7 +35,7 @@ public sealed class SftCheckpointFixture : IDisposable
         Cli = KafkaMock.FindCli(out _) ?? "";
         Checkpoint = Path.Combine(root, "sft");
         if (Cli.Length == 0 || RedisServer.MissingReason is not null) return;
-        using var sft = ServiceProcess.Start("sft", Cli, ["sft", "--out", Checkpoint, "--steps", SftSteps.ToString(CultureInfo.InvariantCulture), "--seed", "1"],
+        using var sft = ServiceProcess.Start("sft", Cli, ["sft", "--out", Checkpoint, "--steps", SftSteps.ToString(CultureInfo.InvariantCulture), "--seed", "1", "--row-length", "64"],
             Path.Combine(root, "sft.log"), new Dictionary<string, string> { ["ONLINERL_NUM_THREADS"] = "2" });
         if (!sft.WaitForExitAsync(TimeSpan.FromMinutes(10)).GetAwaiter().GetResult() || sft.ExitCode != 0)
             throw new InvalidOperationException($"onlinerl sft failed:\n{sft.Tail()}");

@@ -27,7 +27,8 @@ public class InProcessRunTests
             Assert.Equal(new long[] { 1, 2, 3, 4 }, summary.Steps.Select(s => s.Step));
             Assert.Equal(summary.TrainedPrompts.Count, summary.TrainedPrompts.Distinct().Count());
             Assert.Equal(16, summary.TrainedPrompts.Count);
-            if (!overlap) Assert.Equal(0, summary.DroppedStale);
+            // The in-flight limit and the prompts' minimum versions keep every sample within the allowed lag.
+            Assert.Equal(0, summary.DroppedStale);
             Assert.All(summary.Steps, s => Assert.True(s.PolicyLagMean <= (overlap ? 1 : 0), $"step {s.Step}: lag {s.PolicyLagMean}"));
             Assert.Contains(summary.Steps, s => s.HeldOutAccuracy is not null);
             Assert.Contains(lines, l => l.Contains("held-out accuracy after 4 steps", StringComparison.Ordinal));

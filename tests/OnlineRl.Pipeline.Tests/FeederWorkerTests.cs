@@ -1,0 +1,43 @@
+using OnlineRl.Contracts;
+using OnlineRl.Messaging;
+using OnlineRl.Rewards;
+using OnlineRl.Tokenizers;
+
+namespace OnlineRl.Pipeline.Tests;
+
+// The feeder's admission control on the in-process bus, with the test playing generator and learner.
+public class FeederWorkerTests
+{
+    [Fact]
+    public async Task PromptsAdmittedByAnAnnouncementMustBeSampledWithThatVersion()
+    {
+        const string runId = "feeder-test";
+        await using var bus = new InProcessEventBus();
+        var prompts = bus.Subscribe(Topics.Prompts, "generators", "test-generator");
+        var feeder = new FeederWorker(bus, TaskSource.Create(new TaskSection { EvalSize = 0 }, seed: 1), new CharTokenizer(AdditionTask.Alphabet), runId,
+            inFlightLimit: 2);
+        using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        var running = feeder.RunAsync(stop.Token);
+
+        async Task<PromptMessage> NextAsync()
+        {
+            var message = await prompts.ReceiveAsync(stop.Token);
+            await prompts.AckAsync(message, stop.Token);
+            return MessageCodec.Default.Decode<PromptMessage>(message.Payload.Span).Value!;
+        }
+
+        Assert.Equal(new long[] { 0, 0 }, new[] { (await NextAsync()).MinPolicyVersion, (await NextAsync()).MinPolicyVersion });
+        // The learner retired both prompts and announced version 3. A limit of two prompts in flight
+        // (two steps of one prompt: lag 1) means the next two are trained on while the learner holds
+        // version 3 or 4, so sampling them with version 2 would already be two versions stale.
+        var announcement = new PolicyVersion { Version = 3, Step = 3, ManifestLocation = "weights:v3", RetiredPrompts = 2 };
+        await new Publisher(bus).PublishAsync(Topics.Policy, announcement.Stamp(runId), cancellationToken: stop.Token);
+        var admitted = new[] { await NextAsync(), await NextAsync() };
+        Assert.Equal(new long[] { 3, 3 }, admitted.Select(p => p.MinPolicyVersion));
+        Assert.Equal(new long[] { 2, 3 }, admitted.Select(p => p.DatasetIndex));
+        Assert.Equal(4, feeder.Published);
+
+        await stop.CancelAsync();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => running);
+    }
+}
