@@ -106,7 +106,7 @@ public sealed partial class DistributedRun : IDisposable
             algorithm:
               name: grpo
               learning_rate: 0.0001
-              warmup_steps: 5
+              warmup_steps: 20
               prompts_per_step: {promptsPerStep}
               kl_estimator: k3
               kl_beta: 0.02
@@ -175,6 +175,11 @@ public sealed partial class DistributedRun : IDisposable
     public static List<double> Rewards(IEnumerable<ServiceProcess> learners) =>
         learners.SelectMany(l => l.Lines).Select(line => StepLine().Match(line)).Where(m => m.Success)
             .Select(m => double.Parse(m.Groups[2].Value, CultureInfo.InvariantCulture)).ToList();
+
+    /// <summary>The KL to the reference the learner printed, step by step.</summary>
+    public static List<double> Kls(IEnumerable<ServiceProcess> learners) =>
+        learners.SelectMany(l => l.Lines).Select(line => KlField().Match(line)).Where(m => m.Success)
+            .Select(m => double.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture)).ToList();
 
     /// <summary>A held-out accuracy the learner printed ("before RL" or "after RL").</summary>
     public static double Accuracy(ServiceProcess learner, string when)
@@ -249,6 +254,9 @@ public sealed partial class DistributedRun : IDisposable
 
     [GeneratedRegex(@"\bstep\s+(\d+)\s+reward\s+(-?[\d.]+|NaN)")]
     private static partial Regex StepLine();
+
+    [GeneratedRegex(@"\bstep\s+\d+\s+reward\s+\S+\s+loss\s+\S+\s+kl\s+(\S+)")]
+    private static partial Regex KlField();
 
     [GeneratedRegex(@"([\d.]+)\s?%")]
     private static partial Regex Percent();
