@@ -80,6 +80,9 @@ public sealed partial class KafkaEventBus : IEventBus
         var config = ClientConfig();
         config["enable.idempotence"] = "true";
         config["acks"] = "all";
+        // PublishAsync reads only the error, partition and offset of a delivery report (always filled in);
+        // the default ("all") also copies every message's headers and timestamp back from librdkafka.
+        config["dotnet.producer.delivery.report.fields"] = "status";
         _producer = BuildClient(() => new ProducerBuilder<string, byte[]>(config)
             .SetLogHandler((_, log) => LogClient(log))
             .SetErrorHandler((_, error) => LogClientError(_logger, "producer", error.Code, error.Reason, error.IsFatal))
