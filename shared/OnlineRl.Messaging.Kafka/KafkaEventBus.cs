@@ -31,8 +31,9 @@ namespace OnlineRl.Messaging.Kafka;
 /// broker without the CreateTopics call (e.g. <see cref="MockKafkaCluster"/>) auto-creates them instead.</para>
 /// <para>Backpressure: <see cref="PublishAsync"/> waits while the producer's queue is full
 /// (<c>queue.buffering.max.messages</c> / <c>queue.buffering.max.kbytes</c>) and completes when the brokers
-/// have the message; a subscription pauses fetching while
-/// <see cref="KafkaEventBusOptions.MaxBufferedMessagesPerSubscription"/> messages wait for its reader.</para>
+/// have the message; a subscription takes no more messages while
+/// <see cref="KafkaEventBusOptions.MaxBufferedMessagesPerSubscription"/> messages wait for its reader (pausing
+/// fetching if the reader stays behind for more than a second).</para>
 /// </remarks>
 public sealed partial class KafkaEventBus : IEventBus
 {

@@ -20,6 +20,12 @@ public sealed partial class KafkaSubscription : IEventSubscription
     /// what was handed over in the background (<see cref="KafkaEventBus.CommitInterval"/>).</summary>
     private static readonly TimeSpan StoreInterval = TimeSpan.FromMilliseconds(50);
 
+    /// <summary>How long the poll thread waits for the reader to make room in a full buffer before it pauses
+    /// fetching. Pausing discards librdkafka's prefetched messages and the fetch restarts only after the resume
+    /// (measured with a 64-message buffer and a fast reader: 500 messages took 6 s instead of 40 ms), while a
+    /// short wait without polling only delays rebalance callbacks a little.</summary>
+    private static readonly TimeSpan RoomWait = TimeSpan.FromSeconds(1);
+
     private readonly KafkaEventBus _bus;
     private readonly IConsumer<string, byte[]> _consumer;
     private readonly CancellationTokenSource _stop = new();
@@ -28,6 +34,8 @@ public sealed partial class KafkaSubscription : IEventSubscription
     private readonly Dictionary<int, PartitionState> _partitions = [];
     private readonly Queue<(BusMessage Message, int Partition, int Generation)> _ready = new();
     private TaskCompletionSource _readyChanged = NewSignal();
+    /// <summary>Set when the reader has taken the buffer down to half its limit.</summary>
+    private readonly ManualResetEventSlim _roomMade = new();
     private int _generations;
     private bool _disposed;
     private Exception? _failure;
@@ -86,6 +94,7 @@ public sealed partial class KafkaSubscription : IEventSubscription
                 while (_ready.TryDequeue(out var item))
                 {
                     // Items of a partition revoked since they were queued belong to its new owner now.
+                    if (_ready.Count <= _bus.Options.MaxBufferedMessagesPerSubscription / 2) _roomMade.Set();
                     if (_partitions.TryGetValue(item.Partition, out var state) && state.Generation == item.Generation)
                     {
                         state.Handed.Add(ParseId(item.Message).Offset);
@@ -148,6 +157,7 @@ public sealed partial class KafkaSubscription : IEventSubscription
         await _pollLoop.ConfigureAwait(false);
         _bus.Forget(this);
         _stop.Dispose();
+        _roomMade.Dispose();
     }
 
     private void PollLoop()
@@ -159,6 +169,7 @@ public sealed partial class KafkaSubscription : IEventSubscription
             var lastStore = Stopwatch.StartNew();
             while (!_stop.IsCancellationRequested)
             {
+                WaitForRoom();
                 UpdatePause();
                 try
                 {
@@ -235,6 +246,19 @@ public sealed partial class KafkaSubscription : IEventSubscription
             _ready.Enqueue((message, partition, state.Generation));
             Pulse();
         }
+    }
+
+    /// <summary>While the buffer is full and fetching is not paused, waits up to <see cref="RoomWait"/> for the
+    /// reader to take it down to half the limit; a reader that is just briefly behind thus never causes a pause.</summary>
+    private void WaitForRoom()
+    {
+        if (_paused) return;
+        lock (_gate)
+        {
+            if (_ready.Count < _bus.Options.MaxBufferedMessagesPerSubscription) return;
+            _roomMade.Reset();
+        }
+        _roomMade.Wait(RoomWait, _stop.Token);
     }
 
     /// <summary>Pauses fetching while the reader is behind, resumes at half the limit.</summary>
