@@ -15,10 +15,12 @@ namespace OnlineRl.Messaging.Kafka;
 /// <remarks>
 /// <para>Messages: the Kafka key is the given key (so one prompt's messages share a partition), Kafka headers
 /// carry the bus headers (UTF-8), the id is "partition:offset".</para>
-/// <para>Acknowledgement: auto commit is off; each subscription commits, per partition, the offset after the
-/// longest run of acknowledged messages (never past an unacknowledged one), within about 150 ms of the ack and
-/// when partitions are revoked or it is disposed. On a rebalance, acknowledged work is committed and
-/// unacknowledged messages are forgotten, so the partition's new owner reads them again (at least once).</para>
+/// <para>Acknowledgement: each subscription stores, per partition, the offset after the longest run of
+/// acknowledged messages (never past an unacknowledged one); librdkafka commits only stored offsets, in the
+/// background, within about 150 ms of the ack (auto commit with enable.auto.offset.store off), and the
+/// subscription commits synchronously when partitions are revoked or it is disposed. On a rebalance,
+/// acknowledged work is committed and unacknowledged messages are forgotten, so the partition's new owner reads
+/// them again (at least once).</para>
 /// <para>Nack: the message goes to the back of the subscription's own queue (a local redelivery). Seeking back
 /// instead would re-read every later message of the partition too; the offset stays uncommitted, so if this
 /// consumer leaves first the group's next owner of the partition gets the message.</para>
@@ -29,13 +31,17 @@ namespace OnlineRl.Messaging.Kafka;
 /// broker without the CreateTopics call (e.g. <see cref="MockKafkaCluster"/>) auto-creates them instead.</para>
 /// <para>Backpressure: <see cref="PublishAsync"/> waits while the producer's queue is full
 /// (<c>queue.buffering.max.messages</c> / <c>queue.buffering.max.kbytes</c>) and completes when the brokers
-/// have the message; a subscription pauses fetching while
-/// <see cref="KafkaEventBusOptions.MaxBufferedMessagesPerSubscription"/> messages wait for its reader.</para>
+/// have the message; a subscription takes no more messages while
+/// <see cref="KafkaEventBusOptions.MaxBufferedMessagesPerSubscription"/> messages wait for its reader (pausing
+/// fetching if the reader stays behind for more than a second).</para>
 /// </remarks>
 public sealed partial class KafkaEventBus : IEventBus
 {
     /// <summary>How long the bus waits for a CreateTopics answer before relying on auto-creation.</summary>
     private static readonly TimeSpan CreateTopicTimeout = TimeSpan.FromSeconds(10);
+
+    /// <summary>How often librdkafka commits the offsets a subscription stored (its acknowledged prefix).</summary>
+    internal static readonly TimeSpan CommitInterval = TimeSpan.FromMilliseconds(100);
 
     /// <summary>How long a publisher waits before retrying when the producer queue is full.</summary>
     private static readonly TimeSpan QueueFullRetryDelay = TimeSpan.FromMilliseconds(5);
@@ -75,6 +81,9 @@ public sealed partial class KafkaEventBus : IEventBus
         var config = ClientConfig();
         config["enable.idempotence"] = "true";
         config["acks"] = "all";
+        // PublishAsync reads only the error, partition and offset of a delivery report (always filled in);
+        // the default ("all") also copies every message's headers and timestamp back from librdkafka.
+        config["dotnet.producer.delivery.report.fields"] = "status";
         _producer = BuildClient(() => new ProducerBuilder<string, byte[]>(config)
             .SetLogHandler((_, log) => LogClient(log))
             .SetErrorHandler((_, error) => LogClientError(_logger, "producer", error.Code, error.Reason, error.IsFatal))
@@ -138,7 +147,11 @@ public sealed partial class KafkaEventBus : IEventBus
         var config = ClientConfig();
         config["group.id"] = groupId;
         config["client.id"] = consumerId;
-        config["enable.auto.commit"] = "false";
+        // Background commits of only the offsets the subscription stores (the acknowledged prefix): no commit
+        // round trip on the poll thread. Revokes and disposal still commit synchronously.
+        config["enable.auto.commit"] = "true";
+        config["enable.auto.offset.store"] = "false";
+        config["auto.commit.interval.ms"] = CommitInterval.TotalMilliseconds.ToString(CultureInfo.InvariantCulture);
         config["auto.offset.reset"] = "earliest"; // a new group reads from the oldest retained message
         config["allow.auto.create.topics"] = "true"; // brokers without CreateTopics (see EnsureTopicAsync)
         var key = (topic, groupId, consumerId);

@@ -31,8 +31,10 @@ public sealed record KafkaEventBusOptions
     /// <summary>Replicas of a topic the bus creates; -1 (default) takes the broker's default.</summary>
     public short TopicReplicationFactor { get; init; } = -1;
 
-    /// <summary>How many received-but-unhandled messages one subscription buffers before it pauses fetching
-    /// (default 1,024; pausing drops librdkafka's prefetched messages, so a small limit costs re-fetches).</summary>
+    /// <summary>How many received-but-unhandled messages one subscription buffers before it stops taking more
+    /// (default 1,024). A full buffer first waits up to a second for the reader to take it down to half; only a
+    /// reader that stays behind longer makes the subscription pause fetching, which drops librdkafka's
+    /// prefetched messages (they are fetched again after the resume).</summary>
     public int MaxBufferedMessagesPerSubscription { get; init; } = 1024;
 
     /// <summary>How long disposing the bus waits for queued messages to reach the brokers (default 10 s).</summary>

@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Globalization;
 using System.Text;
 using Confluent.Kafka;
 
@@ -172,6 +173,43 @@ public class KafkaEventBusTests(MockClusterFixture fixture) : IClassFixture<Mock
         var redelivered = await Receive(next);
         Assert.Equal("m4", Text(redelivered));
         Assert.Equal(2, redelivered.DeliveryCount);
+    }
+
+    [Fact]
+    public async Task A_reader_behind_a_small_buffer_gets_every_message_once_in_order_and_all_of_it_is_committed()
+    {
+        var topic = NewTopic(partitions: 2);
+        await using var bus = new KafkaEventBus(_kafka.BusOptions() with { MaxBufferedMessagesPerSubscription = 8 });
+        await PublishMany(bus, topic, 200);
+        await using var subscription = bus.Subscribe(topic, "g", "g-0");
+        var received = new List<BusMessage>();
+        async Task ReceiveAndAck(int count)
+        {
+            for (var i = 0; i < count; i++)
+            {
+                var m = await Receive(subscription);
+                received.Add(m);
+                await subscription.AckAsync(m);
+            }
+        }
+        // A fast reader first (the buffer fills and empties at once), then one that stays away long enough
+        // for the subscription to pause fetching, then the rest after the resume.
+        await ReceiveAndAck(60);
+        await Task.Delay(TimeSpan.FromSeconds(2));
+        await ReceiveAndAck(140);
+
+        Assert.Equal(Enumerable.Range(0, 200).Select(i => $"m{i}").Order(), received.Select(Text).Order());
+        Assert.All(received, m => Assert.Equal(1, m.DeliveryCount));
+        foreach (var partition in received.GroupBy(m => m.Id.Split(':')[0]))
+        {
+            var offsets = partition.Select(m => long.Parse(m.Id.Split(':')[1], CultureInfo.InvariantCulture)).ToList();
+            Assert.Equal(offsets.Order(), offsets); // per-partition publish order
+        }
+        using var probe = new ConsumerBuilder<Ignore, Ignore>(new ConsumerConfig { BootstrapServers = _kafka.BootstrapServers, GroupId = "g" }).Build();
+        var ends = received.GroupBy(m => int.Parse(m.Id.Split(':')[0], CultureInfo.InvariantCulture))
+            .Select(p => new TopicPartitionOffset(topic, p.Key, p.Count())).ToList();
+        await WaitUntil(() => probe.Committed(ends.Select(e => e.TopicPartition), TimeSpan.FromSeconds(5))
+            .All(c => c.Offset == ends.Single(e => e.Partition == c.Partition).Offset), "the commit of every acknowledged message");
     }
 
     [Fact]
