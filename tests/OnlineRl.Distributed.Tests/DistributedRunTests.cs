@@ -27,7 +27,10 @@ public sealed class DistributedRunTests(SftCheckpointFixture start, ITestOutputH
     {
         using var redis = RedisServer.Start();
         using var kafka = KafkaMock.StartProcess(start.Cli, brokers: 1, partitions: 4);
-        using var run = new DistributedRun(start, kafka.TransportUri, "redis://" + Host(redis.Address), Steps, PromptsPerStep, output, KafkaMock.FastGroupSettings);
+        // The mock broker holds an empty fetch for all of fetch.wait.max.ms (500 ms by default) even when data arrives;
+        // a real broker answers at once. 10 ms keeps each hop quick here.
+        var settings = new Dictionary<string, string>(KafkaMock.FastGroupSettings) { ["fetch.wait.max.ms"] = "10" };
+        using var run = new DistributedRun(start, kafka.TransportUri, "redis://" + Host(redis.Address), Steps, PromptsPerStep, output, settings);
         await RunCleanAsync(run);
     }
 
