@@ -224,7 +224,15 @@ public sealed class LearnerWorker(IEventBus bus, WeightStore store, Learner lear
         durable.UnionWith(consumed);
         Duplicates = progress.Duplicates;
         ledger?.Write(LedgerEvent.Restored, step: progress.Step, version: progress.PublishedVersion, commit: progress.Commit);
-        // The store numbers versions above its newest, which is at least the checkpoint's: never an old number.
+        // When the store's newest version is the checkpoint's, generators already sample with exactly these weights:
+        // keep it, so samples in flight are not made stale by a restart. Otherwise the dead learner published weights
+        // past its last checkpoint; they are gone from the run's lineage, so publish the restored ones as a newer
+        // version (the store numbers versions above its newest: never an old number).
+        if (await store.CurrentVersionAsync(cancellationToken).ConfigureAwait(false) == progress.PublishedVersion)
+        {
+            Version = progress.PublishedVersion;
+            return;
+        }
         var manifest = await PublishWeightsAsync(store, policy, options.PublishAdaptersOnly, progress.Step, cancellationToken).ConfigureAwait(false);
         Version = Math.Max(manifest.Version, progress.PublishedVersion);
     }

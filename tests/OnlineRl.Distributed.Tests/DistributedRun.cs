@@ -1,6 +1,4 @@
 using System.Globalization;
-using System.Net;
-using System.Net.Sockets;
 using System.Text.RegularExpressions;
 using OnlineRl.Pipeline;
 using Xunit.Abstractions;
@@ -74,9 +72,10 @@ public sealed partial class DistributedRun : IDisposable
     private readonly List<ServiceProcess> processes = [];
     private readonly Dictionary<string, int> metricsPorts = [];
 
-    /// <summary>Writes the run's config: GRPO with strict alternation over the given transports.</summary>
+    /// <summary>Writes the run's config: GRPO over the given transports.</summary>
+    /// <param name="maxPolicyLag">0: generation and learning strictly alternate; more: they overlap with that lag.</param>
     public DistributedRun(SftCheckpointFixture start, string busUri, string weightsUri, int steps, int promptsPerStep, ITestOutputHelper output,
-        IReadOnlyDictionary<string, string>? kafkaSettings = null)
+        IReadOnlyDictionary<string, string>? kafkaSettings = null, int maxPolicyLag = 0)
     {
         cli = start.Cli;
         this.output = output;
@@ -113,8 +112,8 @@ public sealed partial class DistributedRun : IDisposable
             train:
               steps: {steps}
               eval_every: 0
-              overlap: false
-              max_policy_lag: 0
+              overlap: {(maxPolicyLag > 0 ? "true" : "false")}
+              max_policy_lag: {maxPolicyLag}
               checkpoint_every: 1
               state_dir: {Path.Combine(Root, "learner-state")}
               ledger_dir: {LedgerDir}
@@ -143,7 +142,7 @@ public sealed partial class DistributedRun : IDisposable
     /// <summary>Starts <c>onlinerl SERVICE</c> as <paramref name="id"/> with its own metrics port.</summary>
     public ServiceProcess Start(string service, string id)
     {
-        var port = FreePort();
+        var port = LoopbackPort.Free();
         metricsPorts[id] = port;
         var process = ServiceProcess.Start(id, cli,
             [service, "--config", ConfigPath, "--service.id", id, "--service.metrics_port", port.ToString(CultureInfo.InvariantCulture)],
@@ -245,12 +244,6 @@ public sealed partial class DistributedRun : IDisposable
         try { Directory.Delete(Root, recursive: true); } catch (IOException) { }
     }
 
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
 
     [GeneratedRegex(@"\bstep\s+(\d+)\s+reward\s+(-?[\d.]+|NaN)")]
     private static partial Regex StepLine();

@@ -17,7 +17,9 @@ public sealed class FaultTests(SftCheckpointFixture start, ITestOutputHelper out
     {
         using var redis = RedisServer.Start();
         var address = "redis://" + DistributedRunTests.Host(redis.Address);
-        using var run = new DistributedRun(start, address, address, Steps, PromptsPerStep, output);
+        // Overlapped with lag 2: a learner killed between publishing a version and checkpointing it republishes its
+        // restored weights as a newer version, and the samples in flight must stay usable (not dropped as stale).
+        using var run = new DistributedRun(start, address, address, Steps, PromptsPerStep, output, maxPolicyLag: 2);
         var (learner, generators) = run.StartAll("generator-0", "generator-1");
 
         // A generator dies mid-run (its unacknowledged prompts go back to the group); another joins.
