@@ -4,22 +4,25 @@ namespace OnlineRl.Distributed.Tests;
 
 // Feeder, two generators, a scorer and the learner as separate OS processes. Strict alternation (no policy lag)
 // and a fixed number of prompts (steps x prompts per step), so the ledger must show each prompt trained exactly once.
-// Learning itself is proven in-process by tests/OnlineRl.Pipeline.Tests/LearningTests (the same workers, 300+ updates):
-// 40 updates are too few to move held-out accuracy reliably (measured: 29.0% -> 24.7%..31.7% at lr 1e-4), so here the
-// policy must have moved (KL to the reference > 0 and every loss finite) without collapsing (at most 10 points lost).
+// Over Redis the run is long enough to learn: 300 GRPO updates of 32 prompts x 8 at lr 1e-4, as in the in-process
+// proof-of-learning test (measured there: 28.2% -> 35.8..37.8%; here: see the test output), asked for +4 points.
+// Over Kafka the run is short (the mechanics, ~40 s): 40 updates do not move held-out accuracy reliably (measured
+// 29.0% -> 23.3..31.7%), so there the policy must have moved (KL > 0, every loss finite) without collapsing.
 [Collection(DistributedCollection.Name)]
 public sealed class DistributedRunTests(SftCheckpointFixture start, ITestOutputHelper output)
 {
-    private const int Steps = 40;
-    private const int PromptsPerStep = 16;
-    private static readonly TimeSpan RunTimeout = TimeSpan.FromMinutes(12);
+    private const int LearningSteps = 300;
+    private const int LearningPromptsPerStep = 32;
+    private const int ShortSteps = 40;
+    private const int ShortPromptsPerStep = 16;
+    private static readonly TimeSpan RunTimeout = TimeSpan.FromMinutes(20);
 
     [DistributedFact]
     public async Task Separate_processes_over_redis_streams_learn_and_train_every_prompt_once()
     {
         using var redis = RedisServer.Start();
-        using var run = new DistributedRun(start, "redis://" + Host(redis.Address), "redis://" + Host(redis.Address), Steps, PromptsPerStep, output);
-        await RunCleanAsync(run);
+        using var run = new DistributedRun(start, "redis://" + Host(redis.Address), "redis://" + Host(redis.Address), LearningSteps, LearningPromptsPerStep, output);
+        await RunCleanAsync(run, requiredGain: 0.04);
     }
 
     [DistributedFact]
@@ -30,14 +33,15 @@ public sealed class DistributedRunTests(SftCheckpointFixture start, ITestOutputH
         // The mock broker holds an empty fetch for all of fetch.wait.max.ms (500 ms by default) even when data arrives;
         // a real broker answers at once. 10 ms keeps each hop quick here.
         var settings = new Dictionary<string, string>(KafkaMock.FastGroupSettings) { ["fetch.wait.max.ms"] = "10" };
-        using var run = new DistributedRun(start, kafka.TransportUri, "redis://" + Host(redis.Address), Steps, PromptsPerStep, output, settings);
-        await RunCleanAsync(run);
+        using var run = new DistributedRun(start, kafka.TransportUri, "redis://" + Host(redis.Address), ShortSteps, ShortPromptsPerStep, output, settings);
+        await RunCleanAsync(run, requiredGain: null);
     }
 
-    private async Task RunCleanAsync(DistributedRun run)
+    /// <param name="requiredGain">Held-out accuracy points the run must add; null: it must only move without collapsing.</param>
+    private async Task RunCleanAsync(DistributedRun run, double? requiredGain)
     {
         var (learner, generators) = run.StartAll("generator-0", "generator-1");
-        Assert.True(await learner.WaitForExitAsync(RunTimeout), $"the learner did not finish {Steps} steps in {RunTimeout.TotalMinutes} min:\n{learner.Tail()}");
+        Assert.True(await learner.WaitForExitAsync(RunTimeout), $"the learner did not finish {run.Steps} steps in {RunTimeout.TotalMinutes} min:\n{learner.Tail()}");
         Assert.Equal(0, learner.ExitCode);
 
         var before = DistributedRun.Accuracy(learner, "before RL");
@@ -45,11 +49,12 @@ public sealed class DistributedRunTests(SftCheckpointFixture start, ITestOutputH
         var rewards = DistributedRun.Rewards([learner]);
         var tenth = Math.Max(1, rewards.Count / 4);
         output.WriteLine($"held-out {before:P1} -> {after:P1}; mean reward {rewards.Take(tenth).Average():F3} -> {rewards.TakeLast(tenth).Average():F3}");
-        Assert.Equal(Steps, rewards.Count);
+        Assert.Equal(run.Steps, rewards.Count);
         var kl = DistributedRun.Kls([learner]);
         Assert.All(kl, value => Assert.True(double.IsFinite(value), "a learner step reported a non-finite KL"));
         Assert.True(kl.TakeLast(tenth).Average() > 0, "the policy never moved away from the reference");
-        Assert.True(after >= before - 0.10, $"the policy collapsed: {before:P1} -> {after:P1}");
+        if (requiredGain is { } gain) Assert.True(after >= before + gain, $"the policy did not improve by {gain:P0}: {before:P1} -> {after:P1}");
+        else Assert.True(after >= before - 0.10, $"the policy collapsed: {before:P1} -> {after:P1}");
 
         var newest = DistributedRun.FinalVersion(learner);
         var held = await run.WaitForGeneratorsOnAsync(generators.Select(g => g.Name), newest, TimeSpan.FromSeconds(30));
@@ -57,8 +62,8 @@ public sealed class DistributedRunTests(SftCheckpointFixture start, ITestOutputH
 
         var ledger = await run.FinishAsync();
         Assert.True(ledger.Ok, ledger.ToString());
-        Assert.Equal(Steps * PromptsPerStep, ledger.Published);
-        Assert.Equal(Steps * PromptsPerStep, ledger.Trained + ledger.DroppedStale);
+        Assert.Equal(run.Steps * run.PromptsPerStep, ledger.Published);
+        Assert.Equal(run.Steps * run.PromptsPerStep, ledger.Trained + ledger.DroppedStale);
         Assert.Empty(ledger.TrainedTwice);
     }
 
