@@ -5,7 +5,8 @@ namespace OnlineRl.Distributed.Tests;
 // Feeder, two generators, a scorer and the learner as separate OS processes. Strict alternation (no policy lag)
 // and a fixed number of prompts (steps x prompts per step), so the ledger must show each prompt trained exactly once.
 // Over Redis the run is long enough to learn: 300 GRPO updates of 32 prompts x 8 at lr 1e-4, as in the in-process
-// proof-of-learning test (measured there: 28.2% -> 35.8..37.8%; here: see the test output), asked for +4 points.
+// proof-of-learning test (measured there: 28.2% -> 35.8..37.8%; here 29.0% -> 34.7%, mean sampled reward 0.126 -> 0.192),
+// asked for +3 points and a higher mean reward over the last tenth of the updates than over the first.
 // Over Kafka the run is short (the mechanics, ~40 s): 40 updates do not move held-out accuracy reliably (measured
 // 29.0% -> 23.3..31.7%), so there the policy must have moved (KL > 0, every loss finite) without collapsing.
 [Collection(DistributedCollection.Name)]
@@ -22,7 +23,7 @@ public sealed class DistributedRunTests(SftCheckpointFixture start, ITestOutputH
     {
         using var redis = RedisServer.Start();
         using var run = new DistributedRun(start, "redis://" + Host(redis.Address), "redis://" + Host(redis.Address), LearningSteps, LearningPromptsPerStep, output);
-        await RunCleanAsync(run, requiredGain: 0.04);
+        await RunCleanAsync(run, requiredGain: 0.03);
     }
 
     [DistributedFact]
@@ -47,13 +48,18 @@ public sealed class DistributedRunTests(SftCheckpointFixture start, ITestOutputH
         var before = DistributedRun.Accuracy(learner, "before RL");
         var after = DistributedRun.Accuracy(learner, "after RL");
         var rewards = DistributedRun.Rewards([learner]);
-        var tenth = Math.Max(1, rewards.Count / 4);
-        output.WriteLine($"held-out {before:P1} -> {after:P1}; mean reward {rewards.Take(tenth).Average():F3} -> {rewards.TakeLast(tenth).Average():F3}");
+        var quarter = Math.Max(1, rewards.Count / 4);
+        output.WriteLine($"held-out {before:P1} -> {after:P1}; mean reward {rewards.Take(quarter).Average():F3} -> {rewards.TakeLast(quarter).Average():F3}");
         Assert.Equal(run.Steps, rewards.Count);
         var kl = DistributedRun.Kls([learner]);
         Assert.All(kl, value => Assert.True(double.IsFinite(value), "a learner step reported a non-finite KL"));
-        Assert.True(kl.TakeLast(tenth).Average() > 0, "the policy never moved away from the reference");
-        if (requiredGain is { } gain) Assert.True(after >= before + gain, $"the policy did not improve by {gain:P0}: {before:P1} -> {after:P1}");
+        Assert.True(kl.TakeLast(quarter).Average() > 0, "the policy never moved away from the reference");
+        if (requiredGain is { } gain)
+        {
+            Assert.True(after >= before + gain, $"the policy did not improve by {gain:P0}: {before:P1} -> {after:P1}");
+            var tenth = rewards.Count / 10;
+            Assert.True(rewards.TakeLast(tenth).Average() > rewards.Take(tenth).Average(), "the mean reward did not rise");
+        }
         else Assert.True(after >= before - 0.10, $"the policy collapsed: {before:P1} -> {after:P1}");
 
         var newest = DistributedRun.FinalVersion(learner);
