@@ -96,7 +96,8 @@ public sealed class LearningTests(SftStartFixture start, ITestOutputHelper outpu
                 ["algorithm.name"] = algorithm, ["algorithm.learning_rate"] = learningRate, ["algorithm.warmup_steps"] = "20",
                 ["algorithm.prompts_per_step"] = "32", ["algorithm.kl_beta"] = "0.02", ["algorithm.dpo_beta"] = "0.1",
                 ["train.steps"] = steps.ToString(System.Globalization.CultureInfo.InvariantCulture), ["train.eval_every"] = "0",
-                ["train.time_limit_minutes"] = "6", ["train.overlap"] = "false", ["train.max_policy_lag"] = "0",
+                // A safety net only (the test requires every step): other test projects run beside this one.
+                ["train.time_limit_minutes"] = "12", ["train.overlap"] = "false", ["train.max_policy_lag"] = "0",
                 ["train.shuffle_rewards"] = shuffleRewards ? "true" : "false",
             }));
             var summary = await InProcessRun.RunAsync(config, line =>
