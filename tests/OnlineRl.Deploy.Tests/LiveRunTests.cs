@@ -98,6 +98,7 @@ public sealed class LiveRunTests(LiveRunFixture run) : IClassFixture<LiveRunFixt
         Assert.True(Sum("onlinerl_generator_tokens_total", "onlinerl_generator_tokens_total") > 0);
         Assert.Equal(1, Sum("onlinerl_messaging_dead_letters_total", "onlinerl_messaging_dead_letters_total", s => s.Labels["reason"] == "malformed"));
         Assert.True(run.ScrapesDuringRun.Count >= 3, $"only {run.ScrapesDuringRun.Count} scrapes during the run");
+        Assert.True(run.FailedScrapes.Count <= 1, $"{run.FailedScrapes.Count} of {run.FailedScrapes.Count + run.ScrapesDuringRun.Count} scrapes failed: {string.Join("; ", run.FailedScrapes)}");
         Assert.Contains(AllScrapes(), scrape => scrape.TryGetValue("onlinerl_messaging_consumer_lag", out var lag)
             && lag.Samples.Any(s => s.Labels["topic"] == "scored" && s.Labels["group"] == "learner"));
     }
