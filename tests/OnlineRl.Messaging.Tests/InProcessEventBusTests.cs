@@ -1,4 +1,3 @@
-using System.Text;
 
 namespace OnlineRl.Messaging.Tests;
 
@@ -6,34 +5,14 @@ namespace OnlineRl.Messaging.Tests;
 // cancellation) runs against it in InProcessEventBusContractTests.
 public class InProcessEventBusTests
 {
-    private static byte[] Bytes(int i) => Encoding.UTF8.GetBytes($"m{i}");
-
-    private static async Task PublishMany(IEventBus bus, string topic, int count, int start = 0)
-    {
-        for (var i = start; i < start + count; i++)
-            await bus.PublishAsync(topic, $"k{i}", Bytes(i)).Guarded();
-    }
-
-    private static async Task<List<BusMessage>> ReceiveAndAck(IEventSubscription sub, int count)
-    {
-        var got = new List<BusMessage>();
-        for (var i = 0; i < count; i++)
-        {
-            var m = await sub.ReceiveAsync().Guarded();
-            got.Add(m);
-            await sub.AckAsync(m).Guarded();
-        }
-        return got;
-    }
-
     [Fact]
     public async Task Ack_of_a_foreign_or_undelivered_message_is_rejected()
     {
         await using var bus = new InProcessEventBus();
         await using var sub = bus.Subscribe("t", "g", "c");
         await using var other = bus.Subscribe("u", "g", "c");
-        await PublishMany(bus, "t", 2);
-        await bus.PublishAsync("u", "k", Bytes(0)).Guarded();
+        await EventBusContractTests.PublishMany(bus, "t", 2);
+        await bus.PublishAsync("u", "k", EventBusContractTests.Bytes(0)).Guarded();
         var m = await sub.ReceiveAsync().Guarded();
         var foreign = await other.ReceiveAsync().Guarded();
         await Assert.ThrowsAsync<ArgumentException>(() => sub.AckAsync(foreign).AsTask());
@@ -46,11 +25,11 @@ public class InProcessEventBusTests
     {
         await using var bus = new InProcessEventBus(new InProcessEventBusOptions { DefaultCapacity = 1 });
         await using var stalled = bus.Subscribe("t", "stalled", "s");
-        await PublishMany(bus, "t", 1);
-        var blocked = bus.PublishAsync("t", "k", Bytes(1)).AsTask();
+        await EventBusContractTests.PublishMany(bus, "t", 1);
+        var blocked = bus.PublishAsync("t", "k", EventBusContractTests.Bytes(1)).AsTask();
         Assert.False(blocked.IsCompleted);
         await using var live = bus.Subscribe("t", "live", "l");
-        await ReceiveAndAck(live, 1);
+        await EventBusContractTests.ReceiveAndAck(live, 1);
         Assert.False(blocked.IsCompleted);
         Assert.True(bus.DeleteGroup("t", "stalled"));
         await blocked.Guarded();

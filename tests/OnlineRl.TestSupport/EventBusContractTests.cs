@@ -21,20 +21,21 @@ public abstract class EventBusContractTests
     /// <summary>How long an operation must stay incomplete to count as blocked.</summary>
     protected virtual TimeSpan BlockedFor => TimeSpan.FromMilliseconds(300);
 
-    private static byte[] Bytes(int i) => Encoding.UTF8.GetBytes($"m{i}");
+    /// <summary>The payload "m{i}".</summary>
+    public static byte[] Bytes(int i) => Encoding.UTF8.GetBytes($"m{i}");
 
     /// <summary>The text of a payload written by <see cref="Bytes"/>.</summary>
     protected static string Text(BusMessage m) => Encoding.UTF8.GetString(m.Payload.Span);
 
     /// <summary>Publishes m{start}..m{start+count-1} with keys k{i}.</summary>
-    protected static async Task PublishMany(IEventBus bus, string topic, int count, int start = 0)
+    public static async Task PublishMany(IEventBus bus, string topic, int count, int start = 0)
     {
         for (var i = start; i < start + count; i++)
             await bus.PublishAsync(topic, $"k{i}", Bytes(i)).Guarded();
     }
 
     /// <summary>Receives and acknowledges <paramref name="count"/> messages.</summary>
-    protected static async Task<List<BusMessage>> ReceiveAndAck(IEventSubscription sub, int count)
+    public static async Task<List<BusMessage>> ReceiveAndAck(IEventSubscription sub, int count)
     {
         var got = new List<BusMessage>();
         for (var i = 0; i < count; i++)
