@@ -10,7 +10,7 @@ public class CrashRestartTests
 {
     private sealed class SimulatedKill : Exception;
 
-    [Fact(Timeout = 180_000)] // a lost sample would leave the learner waiting forever
+    [Fact]
     public async Task LearnerKilledAtARandomStepResumesWithoutLosingOrRepeatingSamples()
     {
         var root = TinySetup.TempDir("crash");
@@ -44,11 +44,11 @@ public class CrashRestartTests
                 var initial = await LearnerWorker.PublishWeightsAsync(store, first.Policy, false, 0, CancellationToken.None);
                 var worker = new LearnerWorker(bus, store, first.Learner, first.Policy, PipelineServices.LearnerOptions(config, "learner-a"), config.RunId,
                     initial.Version, report: r => { if (r.Step == killAt) throw new SimulatedKill(); }, stateStore: first.StateStore, ledger: ledger);
-                await Assert.ThrowsAsync<SimulatedKill>(() => worker.RunAsync(CancellationToken.None));
+                await Assert.ThrowsAsync<SimulatedKill>(() => worker.RunAsync(CancellationToken.None).WaitAsync(TinySetup.HangLimit));
                 versionAtKill = worker.Version;
             }
 
-            var second = await PipelineServices.RunLearnerAsync(config with { Service = new ServiceSection { Id = "learner-b" } }, bus, blobs, _ => { }, CancellationToken.None);
+            var second = await PipelineServices.RunLearnerAsync(config with { Service = new ServiceSection { Id = "learner-b" } }, bus, blobs, _ => { }, CancellationToken.None).WaitAsync(TinySetup.HangLimit); // a lost sample would leave it waiting forever
             Assert.Equal(killAt - killAt % 2, second.RestoredStep);
             Assert.True(second.Version > versionAtKill, $"versions must stay monotonic: v{second.Version} after v{versionAtKill}");
             Assert.Equal(32, second.TrainedPrompts.Count);

@@ -5,6 +5,12 @@ namespace OnlineRl.Pipeline.Tests;
 /// <summary>Tiny configurations and synthetic batches for the learner tests.</summary>
 internal static class TinySetup
 {
+    /// <summary>
+    /// How long a tiny pipeline run may take before the test calls it a hang. Measured from inside the test, because
+    /// xUnit's own Fact timeout also counts the time a test waits for a free thread while other collections run.
+    /// </summary>
+    public static readonly TimeSpan HangLimit = TimeSpan.FromMinutes(5);
+
     public static Dictionary<string, string> Keys(string algorithm = "grpo") => new()
     {
         ["run_id"] = "tiny", ["threads"] = "1",
