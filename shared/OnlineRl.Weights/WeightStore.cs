@@ -1,6 +1,6 @@
 using System.Buffers;
 using System.Runtime.InteropServices;
-using System.Security.Cryptography;
+using System.IO.Hashing;
 using System.Text.Json;
 using OnlineRl.Torch;
 
@@ -11,8 +11,8 @@ namespace OnlineRl.Weights;
 /// <param name="DType">Element type as published (may differ from the learner's).</param>
 /// <param name="Shape">Sizes.</param>
 /// <param name="Chunks">Blob keys holding the bytes, in order.</param>
-/// <param name="ChunkSha256">Hex SHA-256 of each chunk.</param>
-public sealed record TensorEntry(string Name, ScalarType DType, long[] Shape, string[] Chunks, string[] ChunkSha256);
+/// <param name="ChunkXxh128">Hex XXH128 checksum of each chunk (see <see cref="WeightStore.Checksum"/>).</param>
+public sealed record TensorEntry(string Name, ScalarType DType, long[] Shape, string[] Chunks, string[] ChunkXxh128);
 
 /// <summary>The manifest of a published policy version.</summary>
 /// <param name="Version">Monotonic version number.</param>
@@ -43,7 +43,7 @@ public sealed record WeightStoreOptions
 /// <summary>
 /// Versioned policy weights over an <see cref="IBlobStore"/>. Publishing writes every chunk, then the
 /// manifest, then moves the "current" pointer, so a reader never sees a partial version. Loading checks
-/// every chunk's SHA-256 against the manifest before creating a single tensor.
+/// every chunk's checksum against the manifest before creating a single tensor.
 /// </summary>
 public sealed class WeightStore(IBlobStore blobs, WeightStoreOptions? options = null)
 {
@@ -101,7 +101,7 @@ public sealed class WeightStore(IBlobStore blobs, WeightStoreOptions? options = 
                     var start = c * options.ChunkBytes;
                     var piece = bytes.AsMemory(start, (int)Math.Min(options.ChunkBytes, size - start));
                     keys[c] = ChunkKey(version, index, c);
-                    hashes[c] = Convert.ToHexString(SHA256.HashData(piece.Span));
+                    hashes[c] = Checksum(piece.Span);
                     await WhileTooManyInFlight(buffers[0].Writes, buffers[1].Writes).ConfigureAwait(false);
                     writes.Add(blobs.SetAsync(keys[c], piece, cancellationToken));
                 }
@@ -122,6 +122,14 @@ public sealed class WeightStore(IBlobStore blobs, WeightStoreOptions? options = 
         await blobs.SetAsync(CurrentKey, BitConverter.GetBytes(version), cancellationToken).ConfigureAwait(false);
         return manifest;
     }
+
+    /// <summary>
+    /// The checksum of one chunk: XXH128 in hex. It guards against corruption and truncation in transit or at rest
+    /// (a 128-bit hash misses a random change with probability 2^-128) at memory speed, where SHA-256 would cost
+    /// about as much as the transfer itself; who may write the weights is Redis's ACLs' and TLS's business, not a
+    /// hash's.
+    /// </summary>
+    public static string Checksum(ReadOnlySpan<byte> chunk) => Convert.ToHexString(XxHash128.Hash(chunk));
 
     /// <summary>Waits until fewer than <see cref="WeightStoreOptions.ChunksInFlight"/> writes of either list are running.</summary>
     private async Task WhileTooManyInFlight(List<Task> first, List<Task> second)
@@ -216,7 +224,7 @@ public sealed class WeightStore(IBlobStore blobs, WeightStoreOptions? options = 
         {
             var chunk = await chunks.NextAsync().ConfigureAwait(false)
                         ?? throw new WeightIntegrityException($"weights version {version}: chunk {entry.Chunks[c]} of '{entry.Name}' is missing");
-            if (Convert.ToHexString(SHA256.HashData(chunk)) != entry.ChunkSha256[c])
+            if (Checksum(chunk) != entry.ChunkXxh128[c])
                 throw new WeightIntegrityException($"weights version {version}: chunk {c} of '{entry.Name}' fails its checksum");
             if (offset + chunk.Length > size)
                 throw new WeightIntegrityException($"weights version {version}: '{entry.Name}' has more bytes than its shape needs");

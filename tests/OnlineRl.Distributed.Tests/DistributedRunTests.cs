@@ -4,26 +4,24 @@ namespace OnlineRl.Distributed.Tests;
 
 // Feeder, two generators, a scorer and the learner as separate OS processes. Strict alternation (no policy lag)
 // and a fixed number of prompts (steps x prompts per step), so the ledger must show each prompt trained exactly once.
-// Over Redis the run is long enough to learn: 300 GRPO updates of 32 prompts x 8 at lr 1e-4, as in the in-process
-// proof-of-learning test (measured there: 28.2% -> 35.8..37.8%; here 29.0% -> 34.7%, mean sampled reward 0.126 -> 0.192),
-// asked for +3 points and a higher mean reward over the last tenth of the updates than over the first.
-// Over Kafka the run is short (the mechanics, ~40 s): 40 updates do not move held-out accuracy reliably (measured
-// 29.0% -> 23.3..31.7%), so there the policy must have moved (KL > 0, every loss finite) without collapsing.
+// Over both transports the run is long enough to learn: 300 GRPO updates of 32 prompts x 8 at lr 1e-4, as in the
+// in-process proof-of-learning test (measured there: 28.2% -> 35.8..37.8%; over Redis 29.0% -> 34.7%, mean sampled
+// reward 0.126 -> 0.192), asked for +3 points and a higher mean reward over the last tenth of the updates than over
+// the first. Shorter runs do not move held-out accuracy reliably (40 updates: 29.0% -> 23.3..31.7%).
 [Collection(DistributedCollection.Name)]
 public sealed class DistributedRunTests(SftCheckpointFixture start, ITestOutputHelper output)
 {
-    private const int LearningSteps = 300;
-    private const int LearningPromptsPerStep = 32;
-    private const int ShortSteps = 40;
-    private const int ShortPromptsPerStep = 16;
+    private const int Steps = 300;
+    private const int PromptsPerStep = 32;
+    private const double RequiredGain = 0.03;
     private static readonly TimeSpan RunTimeout = TimeSpan.FromMinutes(20);
 
     [DistributedFact]
     public async Task Separate_processes_over_redis_streams_learn_and_train_every_prompt_once()
     {
         using var redis = RedisServer.Start();
-        using var run = new DistributedRun(start, "redis://" + Host(redis.Address), "redis://" + Host(redis.Address), LearningSteps, LearningPromptsPerStep, output);
-        await RunCleanAsync(run, requiredGain: 0.03);
+        using var run = new DistributedRun(start, "redis://" + Host(redis.Address), "redis://" + Host(redis.Address), Steps, PromptsPerStep, output);
+        await RunCleanAsync(run);
     }
 
     [DistributedFact]
@@ -34,12 +32,11 @@ public sealed class DistributedRunTests(SftCheckpointFixture start, ITestOutputH
         // The mock broker holds an empty fetch for all of fetch.wait.max.ms (500 ms by default) even when data arrives;
         // a real broker answers at once. 10 ms keeps each hop quick here.
         var settings = new Dictionary<string, string>(KafkaMock.FastGroupSettings) { ["fetch.wait.max.ms"] = "10" };
-        using var run = new DistributedRun(start, kafka.TransportUri, "redis://" + Host(redis.Address), ShortSteps, ShortPromptsPerStep, output, settings);
-        await RunCleanAsync(run, requiredGain: null);
+        using var run = new DistributedRun(start, kafka.TransportUri, "redis://" + Host(redis.Address), Steps, PromptsPerStep, output, settings);
+        await RunCleanAsync(run);
     }
 
-    /// <param name="requiredGain">Held-out accuracy points the run must add; null: it must only move without collapsing.</param>
-    private async Task RunCleanAsync(DistributedRun run, double? requiredGain)
+    private async Task RunCleanAsync(DistributedRun run)
     {
         var (learner, generators) = run.StartAll("generator-0", "generator-1");
         Assert.True(await learner.WaitForExitAsync(RunTimeout), $"the learner did not finish {run.Steps} steps in {RunTimeout.TotalMinutes} min:\n{learner.Tail()}");
@@ -54,13 +51,9 @@ public sealed class DistributedRunTests(SftCheckpointFixture start, ITestOutputH
         var kl = DistributedRun.Kls([learner]);
         Assert.All(kl, value => Assert.True(double.IsFinite(value), "a learner step reported a non-finite KL"));
         Assert.True(kl.TakeLast(quarter).Average() > 0, "the policy never moved away from the reference");
-        if (requiredGain is { } gain)
-        {
-            Assert.True(after >= before + gain, $"the policy did not improve by {gain:P0}: {before:P1} -> {after:P1}");
-            var tenth = rewards.Count / 10;
-            Assert.True(rewards.TakeLast(tenth).Average() > rewards.Take(tenth).Average(), "the mean reward did not rise");
-        }
-        else Assert.True(after >= before - 0.10, $"the policy collapsed: {before:P1} -> {after:P1}");
+        Assert.True(after >= before + RequiredGain, $"the policy did not improve by {RequiredGain:P0}: {before:P1} -> {after:P1}");
+        var tenth = rewards.Count / 10;
+        Assert.True(rewards.TakeLast(tenth).Average() > rewards.Take(tenth).Average(), "the mean reward did not rise");
 
         var newest = DistributedRun.FinalVersion(learner);
         var held = await run.WaitForGeneratorsOnAsync(generators.Select(g => g.Name), newest, TimeSpan.FromSeconds(30));
