@@ -42,6 +42,12 @@ public sealed record ServiceEndpointOptions
 
     /// <summary>Answers /readyz: called on every request, so keep it cheap. An exception counts as not ready.</summary>
     public Func<Readiness> Readiness { get; init; } = () => ServiceDefaults.Readiness.Ready;
+
+    /// <summary>
+    /// Receives the metrics SDK's and exporter's warnings and errors, e.g. why a scrape answered 500 or which metric
+    /// callback threw; by default they are written to standard error.
+    /// </summary>
+    public Action<string> ReportMetricsProblem { get; init; } = message => Console.Error.WriteLine("metrics: " + message);
 }
 
 /// <summary>
@@ -56,10 +62,12 @@ public sealed record ServiceEndpointOptions
 public sealed class ServiceEndpoint : IAsyncDisposable
 {
     private readonly WebApplication app;
+    private readonly MetricsDiagnostics diagnostics;
 
-    private ServiceEndpoint(WebApplication app, int port)
+    private ServiceEndpoint(WebApplication app, MetricsDiagnostics diagnostics, int port)
     {
         this.app = app;
+        this.diagnostics = diagnostics;
         Port = port;
     }
 
@@ -81,6 +89,7 @@ public sealed class ServiceEndpoint : IAsyncDisposable
                 // No response cache: every scrape sees the values recorded up to that moment.
                 .AddPrometheusExporter(exporter => exporter.ScrapeResponseCacheDurationMilliseconds = 0));
         var app = builder.Build();
+        var diagnostics = new MetricsDiagnostics(options.ReportMetricsProblem);
         app.MapPrometheusScrapingEndpoint("/metrics");
         app.MapGet("/healthz", () => Results.Text("ok\n"));
         app.MapGet("/readyz", () =>
@@ -102,11 +111,12 @@ public sealed class ServiceEndpoint : IAsyncDisposable
         }
         catch (IOException e)
         {
+            diagnostics.Dispose();
             await app.DisposeAsync().ConfigureAwait(false);
             throw new IOException($"cannot listen on {options.ListenAddress}:{options.Port} for /metrics (service.metrics_port): {e.Message}", e);
         }
         var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
-        return new ServiceEndpoint(app, new Uri(address).Port);
+        return new ServiceEndpoint(app, diagnostics, new Uri(address).Port);
     }
 
     /// <summary>Stops the server.</summary>
@@ -114,5 +124,6 @@ public sealed class ServiceEndpoint : IAsyncDisposable
     {
         await app.StopAsync().ConfigureAwait(false);
         await app.DisposeAsync().ConfigureAwait(false);
+        diagnostics.Dispose();
     }
 }

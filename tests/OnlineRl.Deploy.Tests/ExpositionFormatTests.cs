@@ -112,6 +112,24 @@ public sealed class ExpositionFormatTests
     }
 
     [Fact]
+    public async Task A_metric_callback_that_throws_is_reported_and_the_other_metrics_still_serve()
+    {
+        var meter = new Meter("OnlineRl.Deploy.Tests." + Guid.NewGuid().ToString("N"));
+        using var _ = meter;
+        var problems = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        await using var endpoint = await ServiceEndpoint.StartAsync(new ServiceEndpointOptions
+        {
+            Port = 0, ListenAddress = IPAddress.Loopback, MeterNames = [meter.Name], ReportMetricsProblem = problems.Enqueue,
+        });
+        meter.CreateCounter<long>("test.healthy", "{event}", "Healthy.").Add(2);
+        meter.CreateObservableGauge("test.broken", new Func<long>(() => throw new InvalidOperationException("queue depth unavailable")), "{message}", "Broken.");
+
+        var families = await ScrapeAsync(endpoint);
+        Assert.Equal(2, families["test_healthy_total"].Samples.Single().Value);
+        Assert.Contains(problems, p => p.Contains("queue depth unavailable", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public async Task A_port_in_use_fails_with_the_port_named()
     {
         await using var first = await ServiceEndpoint.StartAsync(new ServiceEndpointOptions { Port = 0, ListenAddress = IPAddress.Loopback });
