@@ -105,6 +105,7 @@ public sealed partial class DistributedRun : IDisposable
             algorithm:
               name: grpo
               learning_rate: 0.0001
+              epochs: 2
               warmup_steps: 20
               prompts_per_step: {promptsPerStep}
               kl_estimator: k3
