@@ -106,6 +106,7 @@ public sealed partial class DistributedRun : IDisposable
               name: grpo
               learning_rate: 0.0001
               epochs: 2
+              filter_equal_groups: true
               warmup_steps: 20
               prompts_per_step: {promptsPerStep}
               kl_estimator: k3
