@@ -147,14 +147,27 @@ public sealed class WeightStore(IBlobStore blobs, WeightStoreOptions? options = 
     {
         var bytes = await blobs.GetAsync(ManifestKey(version), cancellationToken).ConfigureAwait(false)
                     ?? throw new WeightIntegrityException($"weights version {version}: no manifest (never published or already deleted)");
+        WeightManifest manifest;
         try
         {
-            return JsonSerializer.Deserialize<WeightManifest>(bytes, Json) ?? throw new JsonException("null manifest");
+            manifest = JsonSerializer.Deserialize<WeightManifest>(bytes, Json) ?? throw new JsonException("null manifest");
         }
         catch (JsonException e)
         {
             throw new WeightIntegrityException($"weights version {version}: unreadable manifest ({e.Message})");
         }
+        // Fields a reader depends on; a manifest from another release (e.g. SHA-256 checksums) lacks some.
+        if (manifest.Tensors is null)
+            throw new WeightIntegrityException($"weights version {version}: manifest has no Tensors");
+        foreach (var entry in manifest.Tensors)
+        {
+            if (entry.Name is null || entry.Shape is null || entry.Chunks is null)
+                throw new WeightIntegrityException($"weights version {version}: manifest entry '{entry.Name}' lacks Name, Shape or Chunks");
+            if (entry.ChunkXxh128 is null || entry.ChunkXxh128.Length != entry.Chunks.Length)
+                throw new WeightIntegrityException(
+                    $"weights version {version}: '{entry.Name}' has no ChunkXxh128 checksum for each of its {entry.Chunks.Length} chunks (published by another release?)");
+        }
+        return manifest;
     }
 
     /// <summary>

@@ -85,6 +85,23 @@ public class WeightStoreTests
     }
 
     [Fact]
+    public async Task AManifestWithoutOurChecksumsIsRefusedWithTheFieldNamed()
+    {
+        var blobs = new InMemoryBlobStore();
+        var store = new WeightStore(blobs, new WeightStoreOptions { Prefix = "w" });
+        await store.PublishAsync(SampleWeights(4), 1);
+        // As an earlier release wrote it: SHA-256 checksums under another name.
+        var json = System.Text.Encoding.UTF8.GetString((await blobs.GetAsync("w:v1:manifest"))!);
+        Assert.Contains("\"ChunkXxh128\"", json);
+        await blobs.SetAsync("w:v1:manifest", System.Text.Encoding.UTF8.GetBytes(json.Replace("\"ChunkXxh128\"", "\"ChunkSha256\"")));
+        var live = torch.LiveTensorCount;
+        var error = await Assert.ThrowsAsync<WeightIntegrityException>(() => store.LoadAsync(1));
+        Assert.Contains("ChunkXxh128", error.Message);
+        Assert.Contains("embed.weight", error.Message);
+        Assert.Equal(live, torch.LiveTensorCount);
+    }
+
+    [Fact]
     public async Task PruneKeepsHeldAndNewestVersions()
     {
         var blobs = new InMemoryBlobStore();
