@@ -16,11 +16,11 @@ namespace OnlineRl.Pipeline.Tests;
 // GRPO makes two optimisation epochs over each batch (the second one clipped against the sampling policy) and
 // trains only on groups whose rewards differ (DAPO's filter: the others have zero advantage). From a 25.4% start,
 // 300 steps: one epoch, all groups: +3.2 to +8.0 points over four runs (too uneven for a test); two epochs:
-// 25.4% -> 37.0%, 34.2%; two epochs, filtered: 25.4% -> 33.6% in less than half the time.
+// 25.4% -> 37.0%, 34.2%; two epochs, filtered: 25.4% -> 33.6%, 32.4%, 32.0% in less than half the time.
 // The start depends on the machine's floating-point kernels: 28.2% on one machine, 25.4% on another. Measured
 // from the 28.2% start: PPO 300 steps -> 33.2-37.2% (~3 min), DPO 600 steps -> 36.6-37.0% (~2 min); from 25.4%:
-// PPO -> 32.4%, DPO -> 33.0%, GRPO with shuffled rewards (one epoch) -> 7.0%. The margins are about half of the
-// smallest measured gain.
+// PPO -> 32.0-34.6%, DPO -> 32.2-33.2%, GRPO with shuffled rewards -> 7.0% (one epoch), 0.2% and 0.6% (two,
+// filtered). The margins are about half of the smallest measured gain.
 
 /// <summary>The starting policy of the learning tests: SFT to a low accuracy, saved in a temp folder.</summary>
 public sealed class SftStartFixture : IDisposable
