@@ -2,9 +2,9 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
-using OnlineRl.Torch;
-using OnlineRl.Torch.NN;
-using OnlineRl.Torch.Optim;
+using TorchSharp;
+using static TorchSharp.torch;
+using TorchSharp.Modules;
 
 namespace OnlineRl.Cli;
 
@@ -87,7 +87,7 @@ internal static class BenchCommand
                 Unit.Milli, null, mlp.Steps, mlp.Repeats, Parallel: true),
         };
 
-        Console.WriteLine($"bench{(quick ? " --quick" : "")}: {Environment.ProcessorCount} cores, {threads} threads, libtorch {torch.version}");
+        Console.WriteLine($"bench{(quick ? " --quick" : "")}: {Environment.ProcessorCount} cores, {threads} threads, libtorch {torch.__version__}");
         var clock = Stopwatch.StartNew();
         var loadBefore = LoadAverage();
         if (loadBefore > Environment.ProcessorCount / 2.0)
@@ -236,7 +236,7 @@ internal static class BenchCommand
 
             var p = plan.Mlp;
             var model = Keep(new Mlp(p));
-            var optimizer = Keep(new AdamW(model.parameters(), lr: 1e-3, weight_decay: 1e-2));
+            var optimizer = Keep(torch.optim.AdamW(model.parameters(), lr: 1e-3, weight_decay: 1e-2));
             var inputs = Keep(torch.randn(new long[] { p.Batch, p.Inputs }));
             var targets = Keep(torch.randint(0, p.Classes, new long[] { p.Batch }));
             loops["mlp_step"] = count =>
@@ -269,17 +269,17 @@ internal static class BenchCommand
         }
     }
 
-    private sealed class Mlp : Module<Tensor, Tensor>
+    private sealed class Mlp : nn.Module<Tensor, Tensor>
     {
         private readonly Linear[] layers;
 
-        public Mlp(MlpPlan plan)
+        public Mlp(MlpPlan plan) : base(nameof(Mlp))
         {
             var sizes = new List<int> { plan.Inputs };
             sizes.AddRange(Enumerable.Repeat(plan.Hidden, plan.Layers));
             sizes.Add(plan.Classes);
             layers = new Linear[sizes.Count - 1];
-            for (var i = 0; i < layers.Length; i++) layers[i] = RegisterModule($"layer{i}", new Linear(sizes[i], sizes[i + 1]));
+            for (var i = 0; i < layers.Length; i++) register_module($"layer{i}", layers[i] = nn.Linear(sizes[i], sizes[i + 1]));
         }
 
         public override Tensor forward(Tensor input)
@@ -455,7 +455,7 @@ internal static class BenchCommand
         var threadNote = reference is { } r && r.Threads != plan.Threads ? $"; REFERENCE REPORTS {r.Threads}" : "";
         var referenceSource = reference is null ? $"n/a ({referenceError})"
             : referenceError is null ? $"{Python}, bench/reference.py" : $"{Python}, bench/reference.py, FAILED during the run ({referenceError})";
-        text.AppendLine(CultureInfo.InvariantCulture, $"- libtorch: {torch.version} (ours, {OurLibtorch() ?? "path unknown"}){referenceLibrary}");
+        text.AppendLine(CultureInfo.InvariantCulture, $"- libtorch: {torch.__version__} (ours, {OurLibtorch() ?? "path unknown"}){referenceLibrary}");
         text.AppendLine(CultureInfo.InvariantCulture, $"- Threads: {plan.Threads} (torch.set_num_threads{(reference is null ? "" : ", the same on both sides")}{threadNote})");
         text.AppendLine(CultureInfo.InvariantCulture, $"- BLAS: {Blas()}");
         var busy = load.Before > Environment.ProcessorCount / 2.0 || load.After > Environment.ProcessorCount + 0.5;

@@ -3,7 +3,8 @@ using OnlineRl.Model;
 using OnlineRl.Pipeline;
 using OnlineRl.Rewards;
 using OnlineRl.Tokenizers;
-using OnlineRl.Torch;
+using TorchSharp;
+using static TorchSharp.torch;
 using OnlineRl.Training;
 
 namespace OnlineRl.Cli;
@@ -88,7 +89,7 @@ internal static class ModelCommands
         using var model = new TransformerModel(config, ScalarType.Float32);
         Checkpoint.Save(model, output, dtype: config.WeightType);
         ModelTokenizers.SaveWithModel(tokenizer, tokenizerSpec, output);
-        Console.WriteLine($"wrote {output}: {config.ModelType}, {model.parameter_count():N0} parameters ({config.TorchDtype}), vocabulary {config.VocabSize}");
+        Console.WriteLine($"wrote {output}: {config.ModelType}, {model.ParameterCount:N0} parameters ({config.TorchDtype}), vocabulary {config.VocabSize}");
         return 0;
     }
 
@@ -104,7 +105,7 @@ internal static class ModelCommands
             Temperature = options.Double("temperature", 1.0), TopK = options.Int("top-k", 0), TopP = options.Double("top-p", 1.0),
             Seed = options.Long("seed", 0),
         };
-        var device = Device.Parse(options.String("device", "cpu"));
+        var device = Devices.Parse(options.String("device", "cpu"));
         options.RejectUnknown();
         if (modelDir.Length == 0 || prompt.Length == 0) throw new UsageException("--model DIR and --prompt TEXT are required");
         var tokenizer = ModelTokenizers.Load(modelDir);
@@ -145,12 +146,12 @@ internal static class ModelCommands
         });
         var tokenizer = PolicySetup.Tokenizer(config);
         var tasks = TaskSource.Create(config.Task, sft.Seed, Console.WriteLine);
-        using var model = PolicySetup.Create(config, tokenizer, ModelHeads.None, Device.CPU);
+        using var model = PolicySetup.Create(config, tokenizer, ModelHeads.None, CPU);
         if (loraRank > 0) LoraAdapters.Attach(model, LoraConfig.Default with { Rank = loraRank });
         var eos = tokenizer.EosId is { } e ? new[] { e } : Array.Empty<int>();
         var examples = Enumerable.Range(0, 20_000).Select(i => tasks.Training(i))
             .Select(t => new SftExample(tokenizer.Encode(t.Prompt), tokenizer.Encode(t.Answer).Concat(eos).ToArray())).ToList();
-        Console.WriteLine($"SFT: {model.parameter_count():N0} parameters, {examples.Count} examples, {sft.Steps} steps");
+        Console.WriteLine($"SFT: {model.ParameterCount:N0} parameters, {examples.Count} examples, {sft.Steps} steps");
         var every = Math.Max(1, sft.Steps / 20);
         SupervisedFineTuning.Train(model, examples, sft, s =>
         {
@@ -193,8 +194,8 @@ internal static class RewardModelCommand
         var pairs = data.Length > 0 ? ReadPairs(data, tokenizer) : AdditionPairs(tokenizer, 20_000, seed: 0);
         var heldOut = data.Length > 0 ? pairs.TakeLast(Math.Min(500, pairs.Count / 10)).ToList() : AdditionPairs(tokenizer, 500, seed: 99);
         var training = data.Length > 0 ? pairs.Take(pairs.Count - heldOut.Count).ToList() : pairs;
-        using var model = PolicySetup.Create(config, tokenizer, ModelHeads.Reward, Device.CPU);
-        Console.WriteLine($"reward model: {model.parameter_count():N0} parameters, {training.Count} training pairs, {heldOut.Count} held out");
+        using var model = PolicySetup.Create(config, tokenizer, ModelHeads.Reward, CPU);
+        Console.WriteLine($"reward model: {model.ParameterCount:N0} parameters, {training.Count} training pairs, {heldOut.Count} held out");
         var every = Math.Max(1, rm.Steps / 10);
         RewardModel.Train(model, training, rm, (step, loss, accuracy) =>
         {

@@ -1,4 +1,3 @@
-using OnlineRl.Torch;
 
 namespace OnlineRl.Model;
 
@@ -84,7 +83,7 @@ public static class Sampler
         Tensor logits;
         // A private stream: concurrent samplers (and anything else using the global generator) cannot
         // disturb each other's draws, so a seed reproduces its completions.
-        using var generator = new Generator(options.Seed, device);
+        using var generator = new Generator(unchecked((ulong)options.Seed), device);
         try
         {
             using (var scope = torch.NewDisposeScope())
@@ -115,8 +114,8 @@ public static class Sampler
             {
                 using var scope = torch.NewDisposeScope();
                 var (next, nextLogProbs) = SampleToken(logits, options, generator);
-                var nextIds = next.data<long>();
-                var nextLp = nextLogProbs.data<float>();
+                var nextIds = next.data<long>().ToArray();
+                var nextLp = nextLogProbs.data<float>().ToArray();
                 for (var r = 0; r < rows; r++)
                 {
                     if (finished[r] is not null) continue;
@@ -253,8 +252,8 @@ public static class LogProbScorer
                 var shape = new long[] { batch.Count, width };
                 var (lp, ent) = TokenLogProbs(model, torch.tensor(ids, shape, device: model.Device),
                     torch.tensor(mask, shape, device: model.Device), temperature, withEntropy: true);
-                var lpValues = lp.data<float>();
-                var entValues = ent!.data<float>();
+                var lpValues = lp.data<float>().ToArray();
+                var entValues = ent!.data<float>().ToArray();
                 for (var i = 0; i < batch.Count; i++)
                 {
                     var (prompt, completion) = batch[i];

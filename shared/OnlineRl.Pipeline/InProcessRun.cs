@@ -3,7 +3,8 @@ using OnlineRl.Algorithms;
 using OnlineRl.Messaging;
 using OnlineRl.Model;
 using OnlineRl.Tokenizers;
-using OnlineRl.Torch;
+using TorchSharp;
+using static TorchSharp.torch;
 using OnlineRl.Training;
 using OnlineRl.Weights;
 

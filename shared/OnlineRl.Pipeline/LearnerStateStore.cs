@@ -99,7 +99,7 @@ public sealed class LearnerStateStore
         if (File.Exists(path))
         {
             using var file = SafeTensorsFile.Open(path);
-            using var scope = OnlineRl.Torch.torch.NewDisposeScope();
+            using var scope = TorchSharp.torch.NewDisposeScope();
             reference.load_state_dict(file.Tensors.Keys.ToDictionary(name => name, name => file.Load(name, reference.DType, reference.Device)));
         }
         else

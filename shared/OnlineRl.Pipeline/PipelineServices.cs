@@ -1,7 +1,8 @@
 using OnlineRl.Messaging;
 using OnlineRl.Model;
 using OnlineRl.Tokenizers;
-using OnlineRl.Torch;
+using TorchSharp;
+using static TorchSharp.torch;
 using OnlineRl.Training;
 using OnlineRl.Weights;
 
@@ -57,13 +58,13 @@ public sealed class LearnerSession : IDisposable
     /// <summary>Builds the session; <paramref name="withGeneratorModel"/> also makes <see cref="GeneratorModel"/>.</summary>
     public static LearnerSession Create(RunConfig config, bool withGeneratorModel, Action<string> log)
     {
-        var device = Device.Parse(config.Device);
+        var device = Devices.Parse(config.Device);
         var tokenizer = PolicySetup.Tokenizer(config);
         var tasks = TaskSource.Create(config.Task, config.Seed, log);
         var heads = config.Algorithm.Name == "ppo" ? ModelHeads.Value : ModelHeads.None;
         var stateStore = config.Train.StateDir.Length > 0 ? new LearnerStateStore(config.Train.StateDir) : null;
         var policy = PolicySetup.Create(config, tokenizer, heads, device);
-        log($"policy: {policy.Config.ModelType}, {policy.parameter_count():N0} parameters, {config.Model.Layers} layers; task {config.Task.Kind}; algorithm {config.Algorithm.Name}");
+        log($"policy: {policy.Config.ModelType}, {policy.ParameterCount:N0} parameters, {config.Model.Layers} layers; task {config.Task.Kind}; algorithm {config.Algorithm.Name}");
         var resuming = stateStore?.Latest() is not null;
         if (config.Model.Checkpoint.Length == 0 && config.Sft.Steps > 0 && !resuming) WarmStart(policy, tokenizer, tasks, config, log);
 
@@ -164,7 +165,7 @@ public static class PipelineServices
     public static (IGroupScorer Scorer, TransformerModel? RewardModel) GroupScorer(RunConfig config, TaskSource tasks, ITokenizer tokenizer)
     {
         if (config.Reward.Model.Length == 0) return (new RuleScorer(tasks.Reward), null);
-        var rewardModel = Checkpoint.Load(config.Reward.Model, ScalarType.Float32, Device.Parse(config.Device));
+        var rewardModel = Checkpoint.Load(config.Reward.Model, ScalarType.Float32, Devices.Parse(config.Device));
         if (rewardModel.score is null || rewardModel.Config.VocabSize < tokenizer.VocabSize)
         {
             rewardModel.Dispose();
@@ -213,7 +214,7 @@ public static class PipelineServices
         if (config.Model.LoraRank > 0 && config.Model.Checkpoint.Length == 0)
             throw new ConfigException("config key 'model.lora_rank': a generator service with LoRA needs model.checkpoint (only adapters travel, so the base must be the same checkpoint everywhere)");
         var tokenizer = PolicySetup.Tokenizer(config);
-        using var model = PolicySetup.Create(config, tokenizer, ModelHeads.None, Device.Parse(config.Device));
+        using var model = PolicySetup.Create(config, tokenizer, ModelHeads.None, Devices.Parse(config.Device));
         if (config.Model.LoraRank > 0) LoraAdapters.Attach(model, LoraConfig.Default with { Rank = config.Model.LoraRank, Alpha = config.Model.LoraAlpha });
         using var ledger = Ledger(config, config.Service.Id);
         log($"generator {config.Service.Id}: waiting for weights from the learner");

@@ -1,7 +1,5 @@
 using System.Text.Json;
 using OnlineRl.Model;
-using OnlineRl.Torch;
-using OnlineRl.Torch.Optim;
 
 namespace OnlineRl.Training;
 

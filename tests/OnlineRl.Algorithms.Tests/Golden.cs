@@ -28,7 +28,7 @@ internal static class Golden
     internal static double[] Read(Tensor t)
     {
         using var scope = torch.NewDisposeScope();
-        return t.detach().to(Device.CPU, ScalarType.Float64).data<double>();
+        return t.detach().to(ScalarType.Float64, CPU).data<double>().ToArray();
     }
 
     /// <summary>Every value within <paramref name="tolerance"/> absolute plus relative; NaN only where NaN is expected.</summary>

@@ -39,8 +39,8 @@ public class LearnerCheckpointTests
             Assert.Equal(a.ParameterSteps, b.ParameterSteps);
             for (var i = 0; i < a.ExpAvg.Count; i++)
             {
-                Assert.Equal(a.ExpAvg[i]!.data<float>(), b.ExpAvg[i]!.data<float>());
-                Assert.Equal(a.ExpAvgSq[i]!.data<float>(), b.ExpAvgSq[i]!.data<float>());
+                Assert.Equal(a.ExpAvg[i]!.data<float>().ToArray(), b.ExpAvg[i]!.data<float>().ToArray());
+                Assert.Equal(a.ExpAvgSq[i]!.data<float>().ToArray(), b.ExpAvgSq[i]!.data<float>().ToArray());
             }
             Assert.Equal(2, restored.Learner.StepCount);
 

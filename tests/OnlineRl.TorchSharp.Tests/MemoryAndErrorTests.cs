@@ -1,4 +1,4 @@
-namespace OnlineRl.Torch.Tests;
+namespace OnlineRl.TorchSharp.Tests;
 
 // Deterministic memory management and error reporting of the binding.
 public class MemoryAndErrorTests

@@ -1,6 +1,6 @@
-using F = OnlineRl.Torch.torch.nn.functional;
+using F = TorchSharp.torch.nn.functional;
 
-namespace OnlineRl.Torch.Tests;
+namespace OnlineRl.TorchSharp.Tests;
 
 /// <summary>
 /// Autograd of composite ops against central finite differences in float64: for the scalar

@@ -1,4 +1,4 @@
-namespace OnlineRl.Torch.Tests;
+namespace OnlineRl.TorchSharp.Tests;
 
 // Private generators: reproducible for a seed and independent of the global stream.
 public class GeneratorTests

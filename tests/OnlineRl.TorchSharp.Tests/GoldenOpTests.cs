@@ -1,12 +1,12 @@
 using System.Diagnostics;
 using System.Text.Json;
-using F = OnlineRl.Torch.torch.nn.functional;
+using F = TorchSharp.torch.nn.functional;
 
 // The tests share process-wide state: the global random generator (seeded cases) and the live tensor
 // count (MemoryAndErrorTests). Run them one at a time so that neither is disturbed by another test.
 [assembly: CollectionBehavior(DisableTestParallelization = true)]
 
-namespace OnlineRl.Torch.Tests;
+namespace OnlineRl.TorchSharp.Tests;
 
 /// <summary>
 /// Every op of the binding against golden values made by golden/make_golden.py with PyTorch (same libtorch):

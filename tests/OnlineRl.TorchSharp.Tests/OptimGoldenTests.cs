@@ -1,8 +1,7 @@
 using System.Text.Json;
-using OnlineRl.Torch.NN;
-using OnlineRl.Torch.Optim;
+using TorchSharp.Modules;
 
-namespace OnlineRl.Torch.Tests;
+namespace OnlineRl.TorchSharp.Tests;
 
 /// <summary>
 /// AdamW, gradient clipping, Linear initialisation and state dicts against PyTorch (the "optim" section of

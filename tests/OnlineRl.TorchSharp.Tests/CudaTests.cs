@@ -1,4 +1,4 @@
-namespace OnlineRl.Torch.Tests;
+namespace OnlineRl.TorchSharp.Tests;
 
 /// <summary>A fact that runs only where libtorch sees a CUDA GPU; elsewhere it is skipped with the reason.</summary>
 public sealed class CudaFactAttribute : FactAttribute
