@@ -63,7 +63,7 @@ public sealed record LoraConfig(int Rank, double Alpha, double Dropout, IReadOnl
 /// y = x W^T + b + dropout(x) A^T B^T * (alpha / r), with W frozen and only A, B trained. A starts
 /// Kaiming-uniform and B at zero, so a new adapter does not change the output.
 /// </summary>
-public sealed class LoraLinear : nn.Module<Tensor, Tensor>
+public sealed class LoraLinear : ExplicitModule<Tensor, Tensor>
 {
     private Linear? loraA;
     private Linear? loraB;

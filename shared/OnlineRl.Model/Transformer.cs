@@ -8,6 +8,30 @@ namespace OnlineRl.Model;
 // that a checkpoint directory loads as is. Shapes: B batch, T new tokens, S all keys (cache + new),
 // H query heads, K key/value heads, D head width, C hidden width.
 
+/// <summary>
+/// A module whose parts are registered explicitly, under Hugging Face's names. TorchSharp would otherwise also
+/// register every module, parameter and tensor field by reflection under its C# name (a second copy in the
+/// state dict: "self_attn.&lt;q_proj&gt;k__BackingField.weight").
+/// </summary>
+public abstract class ExplicitModule : nn.Module
+{
+    /// <summary>A module named <paramref name="name"/>.</summary>
+    protected ExplicitModule(string name) : base(name) { }
+
+    /// <inheritdoc />
+    protected override void RegisterComponents() { }
+}
+
+/// <summary>The same as <see cref="ExplicitModule"/> for modules with a forward(input) -&gt; output.</summary>
+public abstract class ExplicitModule<TInput, TOutput> : nn.Module<TInput, TOutput>
+{
+    /// <summary>A module named <paramref name="name"/>.</summary>
+    protected ExplicitModule(string name) : base(name) { }
+
+    /// <inheritdoc />
+    protected override void RegisterComponents() { }
+}
+
 internal static class ParameterFactory
 {
     /// <summary>
@@ -23,7 +47,7 @@ internal static class ParameterFactory
 }
 
 /// <summary>RMSNorm (Zhang &amp; Sennrich 2019): x / sqrt(mean(x^2) + eps) * weight, computed in float32.</summary>
-public sealed class RMSNorm : nn.Module<Tensor, Tensor>
+public sealed class RMSNorm : ExplicitModule<Tensor, Tensor>
 {
     private static readonly long[] LastDimension = { -1 };
     private readonly double eps;
@@ -53,7 +77,7 @@ public sealed class RMSNorm : nn.Module<Tensor, Tensor>
 /// Rotary position embeddings (Su et al. 2021, RoFormer) in the "rotate half" layout used by Llama and
 /// Qwen2: x' = x cos(p θ) + rotate_half(x) sin(p θ), θ_i = base^(-2i/D).
 /// </summary>
-public sealed class RotaryEmbedding : nn.Module
+public sealed class RotaryEmbedding : ExplicitModule
 {
     private readonly Tensor cos;
     private readonly Tensor sin;
@@ -104,7 +128,7 @@ public sealed class RotaryEmbedding : nn.Module
 }
 
 /// <summary>Grouped-query causal self-attention with rotary embeddings and an optional KV cache.</summary>
-public sealed class Attention : nn.Module
+public sealed class Attention : ExplicitModule
 {
     private readonly ModelConfig config;
     private readonly int layerIndex;
@@ -161,7 +185,7 @@ public sealed class Attention : nn.Module
 }
 
 /// <summary>SwiGLU feed-forward (Shazeer 2020): down(silu(gate(x)) * up(x)).</summary>
-public sealed class Mlp : nn.Module<Tensor, Tensor>
+public sealed class Mlp : ExplicitModule<Tensor, Tensor>
 {
     /// <summary>Creates the three projections.</summary>
     public Mlp(ModelConfig config, ScalarType dtype, Device? device) : base(nameof(Mlp))
@@ -187,7 +211,7 @@ public sealed class Mlp : nn.Module<Tensor, Tensor>
 }
 
 /// <summary>One pre-norm block: x + attn(norm(x)), then + mlp(norm(.)).</summary>
-public sealed class DecoderLayer : nn.Module
+public sealed class DecoderLayer : ExplicitModule
 {
     /// <summary>Creates block number <paramref name="index"/>.</summary>
     public DecoderLayer(ModelConfig config, int index, ScalarType dtype, Device? device) : base(nameof(DecoderLayer))
@@ -217,7 +241,7 @@ public sealed class DecoderLayer : nn.Module
 }
 
 /// <summary>The embedding, the blocks and the final norm (Hugging Face's "model." prefix).</summary>
-public sealed class DecoderStack : nn.Module
+public sealed class DecoderStack : ExplicitModule
 {
     private readonly ModuleList<DecoderLayer> blocks = new();
 
@@ -256,7 +280,7 @@ public sealed class DecoderStack : nn.Module
 /// The policy: a decoder stack with an LM head (tied to the embedding or not) and optional scalar heads
 /// (value head for the PPO critic, reward head for reward models).
 /// </summary>
-public sealed class TransformerModel : nn.Module<Tensor, Tensor>
+public sealed class TransformerModel : ExplicitModule<Tensor, Tensor>
 {
     /// <summary>A model with freshly drawn weights (N(0, 0.02) linears and embeddings, unit norms, zero biases).</summary>
     public TransformerModel(ModelConfig config, ScalarType? dtype = null, Device? device = null) : base(nameof(TransformerModel))
