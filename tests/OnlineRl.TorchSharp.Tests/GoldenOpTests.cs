@@ -1,5 +1,4 @@
 using System.Text.Json;
-using System.Text.RegularExpressions;
 using OnlineRl.TestSupport;
 using F = TorchSharp.torch.nn.functional;
 
@@ -15,7 +14,7 @@ namespace OnlineRl.TorchSharp.Tests;
 /// requires grad. Each case in golden/ops.json has a lambda below that mirrors the Python lambda of that name
 /// and the call the project makes (make_golden.py names where).
 /// </summary>
-public partial class GoldenOpTests
+public class GoldenOpTests
 {
     private static Tensor[] Pair((Tensor values, Tensor indices) r) => [r.values, r.indices];
 
