@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using System.Text.Json;
 using OnlineRl.Model;
 
@@ -68,7 +69,15 @@ public static class LearnerCheckpoint
         using (var weights = SafeTensorsFile.Open(Path.Combine(directory, WeightsFile)))
         {
             var own = policy.state_dict();
-            policy.load_state_dict(weights.Tensors.Keys.ToDictionary(name => name, name => weights.Load(name, own.TryGetValue(name, out var t) ? t.dtype : null, policy.Device)));
+            try
+            {
+                policy.load_state_dict(weights.Tensors.Keys.ToDictionary(name => name, name => weights.Load(name, own.TryGetValue(name, out var t) ? t.dtype : null, policy.Device)));
+            }
+            catch (Exception e) when (e is InvalidOperationException or ExternalException)
+            {
+                // TorchSharp names neither the file nor, for a missing or extra tensor, the tensor.
+                throw new InvalidDataException($"{weights.Path}: not the weights of this policy (another architecture?): {e.Message}", e);
+            }
         }
         using var states = SafeTensorsFile.Open(Path.Combine(directory, StateFile));
         var parameters = learner.Optimizer.Parameters;

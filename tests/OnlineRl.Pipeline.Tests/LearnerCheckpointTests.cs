@@ -123,6 +123,35 @@ public class LearnerCheckpointTests
     }
 
     [Fact]
+    public void StateOfAnotherArchitectureIsRefusedWithTheFileNamed()
+    {
+        // A run restarted on an old state directory after the model's width changed.
+        var directory = TinySetup.TempDir("ckpt");
+        var keys = TinySetup.Keys();
+        keys["train.state_dir"] = directory;
+        try
+        {
+            using (var session = LearnerSession.Create(TinySetup.Config(keys), withGeneratorModel: false, _ => { }))
+            {
+                session.Learner.Step(TinySetup.Groups(1));
+                session.StateStore!.Save(session.Policy, session.Learner, new LearnerProgress(1, 1, 1, [], [], 0, 1));
+            }
+            keys["model.hidden_size"] = "48";
+            var error = Assert.Throws<InvalidDataException>(() => LearnerSession.Create(TinySetup.Config(keys), withGeneratorModel: false, _ => { }));
+            Assert.Contains(Path.Combine(directory, "reference.safetensors"), error.Message);
+
+            File.Delete(Path.Combine(directory, "reference.safetensors"));
+            using var wider = LearnerSession.Create(TinySetup.Config(keys), withGeneratorModel: false, _ => { });
+            error = Assert.Throws<InvalidDataException>(() => wider.StateStore!.Restore(wider.Policy, wider.Learner));
+            Assert.Contains(LearnerCheckpoint.WeightsFile, error.Message);
+        }
+        finally
+        {
+            try { Directory.Delete(directory, recursive: true); } catch (IOException) { }
+        }
+    }
+
+    [Fact]
     public void NonFiniteLossSkipsTheUpdateAndIsCounted()
     {
         var config = TinySetup.Config(TinySetup.Keys());
