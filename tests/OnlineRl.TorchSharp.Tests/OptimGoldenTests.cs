@@ -222,4 +222,21 @@ public class OptimGoldenTests
         using (torch.no_grad()) source.Fc1.weight!.add_(1.0);
         Assert.NotEqual(source.Fc1.weight!.data<float>().ToArray(), target.Fc1.weight!.data<float>().ToArray());
     }
+
+    [Fact]
+    public void load_state_dict_strict_refuses_a_missing_tensor_and_another_shape()
+    {
+        // Learner checkpoints and the saved reference policy are loaded strictly: a state of another
+        // architecture must fail, not load in part (the callers name the file).
+        using var target = MakeTwoLayer(2);
+        using var source = MakeTwoLayer(1);
+        var missing = source.state_dict();
+        missing.Remove("fc2.weight");
+        Assert.Throws<InvalidOperationException>(() => target.load_state_dict(missing));
+        using var wide = torch.zeros(3, 5);
+        var reshaped = source.state_dict();
+        reshaped["fc1.weight"] = wide;
+        var error = Assert.ThrowsAny<System.Runtime.InteropServices.ExternalException>(() => target.load_state_dict(reshaped));
+        Assert.Contains("must match the size", error.Message);
+    }
 }
