@@ -12,6 +12,7 @@ onlinerl_setup() {
     python3-torch             # /usr/bin/python3 + torch: golden values for the tests, the benchmark references
     redis-server              # the Redis Streams transport and weight store (tests start their own server)
     prometheus                # tests scrape a running pipeline with a real Prometheus server
+    binutils                  # readelf: the TorchSharp tests read libLibTorchSharp.so's version requirements
     "$@"
   )
   local missing=()

@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Runtime.InteropServices;
 using System.Text.Json;
 using OnlineRl.Model;
 using OnlineRl.Training;
@@ -100,7 +101,15 @@ public sealed class LearnerStateStore
         {
             using var file = SafeTensorsFile.Open(path);
             using var scope = TorchSharp.torch.NewDisposeScope();
-            reference.load_state_dict(file.Tensors.Keys.ToDictionary(name => name, name => file.Load(name, reference.DType, reference.Device)));
+            try
+            {
+                reference.load_state_dict(file.Tensors.Keys.ToDictionary(name => name, name => file.Load(name, reference.DType, reference.Device)));
+            }
+            catch (Exception e) when (e is InvalidOperationException or ExternalException)
+            {
+                // TorchSharp names neither the file nor, for a missing or extra tensor, the tensor.
+                throw new InvalidDataException($"{path}: not the reference of this model (another architecture?): {e.Message}", e);
+            }
         }
         else
         {

@@ -6,7 +6,7 @@ public sealed class CudaFactAttribute : FactAttribute
     public CudaFactAttribute()
     {
         if (!torch.cuda.is_available())
-            Skip = $"needs a CUDA GPU: libtorch {torch.version} reports none (CPU-only build or no device)";
+            Skip = $"needs a CUDA GPU: libtorch {torch.__version__} reports none (the CPU backend, or no device)";
     }
 }
 
@@ -15,8 +15,8 @@ public class CudaTests
 {
     private static void AssertClose(Tensor expected, Tensor actual, double tolerance)
     {
-        var e = expected.cpu().to(ScalarType.Float64).data<double>();
-        var a = actual.cpu().to(ScalarType.Float64).data<double>();
+        var e = expected.cpu().to(ScalarType.Float64).data<double>().ToArray();
+        var a = actual.cpu().to(ScalarType.Float64).data<double>().ToArray();
         Assert.Equal(e.Length, a.Length);
         for (var i = 0; i < e.Length; i++)
             Assert.True(Math.Abs(e[i] - a[i]) <= tolerance * (1 + Math.Abs(e[i])), $"element {i}: cpu {e[i]} vs cuda {a[i]}");
@@ -27,10 +27,10 @@ public class CudaTests
     {
         using var scope = torch.NewDisposeScope();
         torch.manual_seed(7);
-        var xCpu = torch.randn(new long[] { 32, 64 });
-        var wCpu = torch.randn(new long[] { 64, 16 }, requires_grad: true);
+        var xCpu = torch.randn(32, 64);
+        var wCpu = torch.randn(64, 16).requires_grad_();
         var wCuda = wCpu.detach().cuda().requires_grad_();
-        Assert.Equal(DeviceType.CUDA, wCuda.device.Type);
+        Assert.Equal(DeviceType.CUDA, wCuda.device_type);
 
         var lossCpu = xCpu.matmul(wCpu).log_softmax(-1).square().mean();
         var lossCuda = xCpu.cuda().matmul(wCuda).log_softmax(-1).square().mean();
@@ -48,7 +48,7 @@ public class CudaTests
         var values = torch.tensor(new float[] { 1.5f, -2.25f, 3.0f, 1e-3f });
         foreach (var dtype in new[] { ScalarType.Float16, ScalarType.BFloat16, ScalarType.Float32, ScalarType.Float64 })
         {
-            var onGpu = values.to(Device.CUDA(0), dtype);
+            var onGpu = values.to(dtype, torch.CUDA);
             Assert.Equal(dtype, onGpu.dtype);
             AssertClose(values.to(dtype), onGpu, 0);
         }
