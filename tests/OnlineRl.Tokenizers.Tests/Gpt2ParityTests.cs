@@ -9,7 +9,7 @@ public sealed class Gpt2ParityTests(ITestOutputHelper output)
     private static readonly Lazy<ByteLevelBpeTokenizer> Tokenizer = new(() =>
     {
         _ = Peers.Dir;
-        return TokenizerLoader.FromDirectory(TestPaths.Gpt2Dir);
+        return Assert.IsType<ByteLevelBpeTokenizer>(TokenizerLoader.FromDirectory(TestPaths.Gpt2Dir));
     });
 
     private static string[] Texts => [.. Corpus.Gsm8k, .. Corpus.Sample];

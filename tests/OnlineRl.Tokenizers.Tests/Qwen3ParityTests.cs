@@ -9,7 +9,7 @@ public sealed class Qwen3ParityTests(ITestOutputHelper output)
     internal static readonly Lazy<ByteLevelBpeTokenizer> Tokenizer = new(() =>
     {
         _ = Peers.Dir;
-        return TokenizerLoader.FromDirectory(TestPaths.Qwen3Dir);
+        return Assert.IsType<ByteLevelBpeTokenizer>(TokenizerLoader.FromDirectory(TestPaths.Qwen3Dir));
     });
 
     private static string[] Texts => [.. Corpus.Gsm8k, .. Corpus.Sample, .. Corpus.WithQwenSpecialTokens];
