@@ -66,7 +66,7 @@ internal static class Peers
         }
     }
 
-    private static (int Code, string Stdout, string Stderr) Run(string file, string[] args, TimeSpan timeout)
+    internal static (int Code, string Stdout, string Stderr) Run(string file, string[] args, TimeSpan timeout)
     {
         var psi = new ProcessStartInfo(file)
         {

@@ -5,38 +5,50 @@ namespace OnlineRl.Tokenizers;
 
 /// <summary>
 /// A SentencePiece BPE model (tokenizer.model of Llama 2, Mistral and other byte-fallback BPE checkpoints).
-/// Microsoft.ML.Tokenizers does the work: its <see cref="SentencePieceNormalizer"/> (dummy prefix, '▁' for
-/// spaces), its <see cref="BpeTokenizer"/> for the merges and its <see cref="SentencePieceTokenizer"/> for
-/// decoding (byte pieces, '▁'). Encoding does not use <see cref="SentencePieceTokenizer"/>: in version 3.0 it
-/// breaks ties between equal-score merges from the right, where sentencepiece merges the leftmost pair first
-/// ("▁▁▁" becomes "▁" "▁▁" instead of "▁▁" "▁"; 7 of 17,595 GSM8K texts differed on a Llama-2-style model),
-/// so the merges are handed to <see cref="BpeTokenizer"/>, ranked by the score of the piece they make, which
-/// reproduces sentencepiece. Ours: rebuilding those merges, byte fallback (characters missing from the
-/// vocabulary become their UTF-8 byte pieces, or one unknown token per run without byte fallback, as in
-/// sentencepiece), and the added-token handling of <see cref="PretrainedTokenizer"/>: control pieces such as
-/// <c>&lt;s&gt;</c> are special tokens matched in the text (as the Hugging Face tokenizers do; sentencepiece
-/// itself never matches them), user-defined pieces are matched in the normalized text.
+/// Microsoft.ML.Tokenizers 3.0 does the normalization (<see cref="SentencePieceNormalizer"/>: dummy prefix,
+/// '▁' for spaces) and the merges (<see cref="BpeTokenizer"/>). Its own <see cref="SentencePieceTokenizer"/>
+/// is not used, because it differs from sentencepiece in three places measured here (against Debian's
+/// python3-sentencepiece, on GSM8K-trained models), which this class does itself:
+/// <list type="bullet">
+/// <item>merges: it breaks ties between equal-score merges from the right ("▁▁▁" becomes "▁" "▁▁" instead
+/// of "▁▁" "▁"; 7 of 17,595 GSM8K texts on a Llama-2-style model). The model's merges are rebuilt, ranked by
+/// the score of the piece they make, and handed to <see cref="BpeTokenizer"/>, which merges leftmost first;</item>
+/// <item><c>remove_extra_whitespaces</c>: its normalizer drops one-character texts ("a", " x");</item>
+/// <item>decoding: it writes one U+FFFD per invalid UTF-8 sequence of byte pieces, sentencepiece one per byte.</item>
+/// </list>
+/// Also ours: byte fallback (characters missing from the vocabulary become their UTF-8 byte pieces, or one
+/// unknown token per run without byte fallback, as in sentencepiece) and the added-token handling of
+/// <see cref="PretrainedTokenizer"/>: control pieces such as <c>&lt;s&gt;</c> are special tokens matched in
+/// the text (as the Hugging Face tokenizers do; sentencepiece never matches them), user-defined pieces are
+/// matched in the normalized text. Text between added tokens is encoded and decoded as a text of its own
+/// (its own dummy prefix), like Hugging Face's "legacy" Llama tokenizer.
 /// </summary>
 public sealed class SentencePieceBpeTokenizer : PretrainedTokenizer
 {
     private readonly SentencePieceNormalizer _normalizer;
     private readonly BpeTokenizer _bpe;
-    private readonly SentencePieceTokenizer _decoder;
+    private readonly bool _removeExtraWhitespaces;
+    private readonly bool _stripLeadingSpace;
+    private readonly int[] _byteOfId;
     private readonly Dictionary<string, int>.AlternateLookup<ReadOnlySpan<char>> _normalPieces;
     private readonly int[] _byteIds;
     private readonly bool _byteFallback;
     private readonly int _unkId;
 
-    private SentencePieceBpeTokenizer(SentencePieceModelFile model, byte[] modelBytes, Dictionary<string, int> allPieces,
+    private SentencePieceBpeTokenizer(SentencePieceModelFile model, Dictionary<string, int> allPieces,
         Dictionary<string, int> normalPieces, List<string> merges, int[] byteIds, IReadOnlyList<AddedToken> added,
         int? bosId, int? eosId, int? padId)
         : base(allPieces, added, [], [], bosId, eosId, padId)
     {
-        _normalizer = new SentencePieceNormalizer(model.RemoveExtraWhitespaces, model.AddDummyPrefix, model.EscapeWhitespaces,
+        _normalizer = new SentencePieceNormalizer(removeExtraWhiteSpaces: false, model.AddDummyPrefix, model.EscapeWhitespaces,
             treatWhitespaceAsSuffix: false, specialTokens: null);
+        _removeExtraWhitespaces = model.RemoveExtraWhitespaces;
+        // sentencepiece drops the leading space of the first piece when either setting may have put it there.
+        _stripLeadingSpace = model.AddDummyPrefix || model.RemoveExtraWhitespaces;
+        _byteOfId = new int[model.Pieces.Count];
+        Array.Fill(_byteOfId, -1);
+        for (int b = 0; b < 256; b++) if (byteIds[b] >= 0) _byteOfId[byteIds[b]] = b;
         _bpe = BpeTokenizer.Create(new BpeOptions(normalPieces) { Merges = merges });
-        using var stream = new MemoryStream(modelBytes, writable: false);
-        _decoder = SentencePieceTokenizer.Create(stream, addBeginningOfSentence: false, addEndOfSentence: false);
         _normalPieces = normalPieces.GetAlternateLookup<ReadOnlySpan<char>>();
         _byteIds = byteIds;
         _byteFallback = model.ByteFallback;
@@ -98,7 +110,7 @@ public sealed class SentencePieceBpeTokenizer : PretrainedTokenizer
 
         int? Trainer(int id) => id >= 0 && id < model.Pieces.Count ? id : null;
         var (bos, eos, pad) = config?.SpecialIds(c => allPieces.TryGetValue(c, out int id) ? id : null) ?? (null, null, null);
-        return new SentencePieceBpeTokenizer(model, bytes, allPieces, normalPieces, Merges(model, normalPieces), byteIds, added,
+        return new SentencePieceBpeTokenizer(model, allPieces, normalPieces, Merges(model, normalPieces), byteIds, added,
             bos ?? Trainer(model.BosId), eos ?? Trainer(model.EosId), pad ?? Trainer(model.PadId));
     }
 
@@ -121,7 +133,12 @@ public sealed class SentencePieceBpeTokenizer : PretrainedTokenizer
         return ranked.ConvertAll(m => m.Merge);
     }
 
-    private protected override string Normalize(string text) => text.Length == 0 ? text : _normalizer.Normalize(text);
+    private protected override string Normalize(string text)
+    {
+        // remove_extra_whitespaces: no leading, trailing or repeated spaces (done here, see the class remarks).
+        if (_removeExtraWhitespaces) text = string.Join(' ', text.Split(' ', StringSplitOptions.RemoveEmptyEntries));
+        return text.Length == 0 ? text : _normalizer.Normalize(text);
+    }
 
     private protected override void EncodeNormalized(ReadOnlyMemory<char> text, List<int> output)
     {
@@ -158,5 +175,40 @@ public sealed class SentencePieceBpeTokenizer : PretrainedTokenizer
         if (runStart < span.Length) output.AddRange(_bpe.EncodeToIds(span[runStart..], considerPreTokenization: false, considerNormalization: false));
     }
 
-    private protected override string DecodeModelIds(List<int> ids) => _decoder.Decode(ids, considerSpecialTokens: false);
+    // As sentencepiece: '▁' is a space, the first piece's leading one is dropped, and runs of byte pieces become
+    // their characters, each byte that is not part of a valid UTF-8 character becoming U+FFFD.
+    private protected override string DecodeModelIds(List<int> ids)
+    {
+        var text = new StringBuilder();
+        var bytes = new List<byte>();
+        bool atStart = true;
+        foreach (int id in ids)
+        {
+            if (_byteOfId[id] >= 0)
+            {
+                bytes.Add((byte)_byteOfId[id]);
+                continue;
+            }
+            FlushBytes();
+            string piece = IdToToken(id)!;
+            if (atStart && _stripLeadingSpace && piece.StartsWith('▁')) piece = piece[1..];
+            text.Append(piece.Replace('▁', ' '));
+            atStart &= piece.Length == 0;
+        }
+        FlushBytes();
+        return text.ToString();
+
+        void FlushBytes()
+        {
+            var span = System.Runtime.InteropServices.CollectionsMarshal.AsSpan(bytes);
+            while (span.Length > 0)
+            {
+                bool valid = System.Text.Rune.DecodeFromUtf8(span, out var rune, out int consumed) == System.Buffers.OperationStatus.Done;
+                text.Append(valid ? rune.ToString() : "\uFFFD");
+                span = span[(valid ? consumed : 1)..];
+                atStart = false;
+            }
+            bytes.Clear();
+        }
+    }
 }
