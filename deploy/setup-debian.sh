@@ -9,6 +9,7 @@ onlinerl_setup() {
     libtorch-dev              # libtorch 1.13 (CPU): the tensor engine behind OnlineRl.Torch
     libopenblas0-openmp       # fast BLAS for libtorch (the default reference BLAS is ~15x slower)
     python3-torch             # /usr/bin/python3 + torch over the same libtorch: golden values, benchmarks
+    python3-sentencepiece     # Google's sentencepiece: trains and checks the SentencePiece tokenizer tests
     redis-server              # the Redis Streams transport and weight store (tests start their own server)
     prometheus                # tests scrape a running pipeline with a real Prometheus server
     "$@"

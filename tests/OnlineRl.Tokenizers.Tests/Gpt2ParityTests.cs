@@ -32,6 +32,17 @@ public sealed class Gpt2ParityTests(ITestOutputHelper output)
         Assert.True(bad.Count == 0, $"{bad.Count} texts do not round-trip, e.g. {ParityAssert.Escape(bad.FirstOrDefault() ?? "", 200)}");
     }
 
+    /// <summary>The peer decodes every text's ids to the same text. (Not id sequences that cut a character:
+    /// gpt-tokenizer leaves out an incomplete character at the end where the Hugging Face decoder, and ours,
+    /// write U+FFFD; that case is compared with the Qwen3 peer, which decodes like Hugging Face.)</summary>
+    [Fact]
+    public void Decode_matches_gpt_tokenizer_r50k()
+    {
+        var tokenizer = Tokenizer.Value;
+        var idLists = Texts.Select(tokenizer.Encode).ToList();
+        ParityAssert.SameDecodes(idLists, Peers.Decode("r50k", idLists), tokenizer, output);
+    }
+
     [Fact]
     public void Gpt2_metadata()
     {

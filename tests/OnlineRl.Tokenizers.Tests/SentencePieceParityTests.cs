@@ -10,7 +10,7 @@ namespace OnlineRl.Tokenizers.Tests;
 /// </summary>
 public sealed class SentencePieceParityTests(ITestOutputHelper output)
 {
-    private static readonly Lazy<string> LlamaStyleModel = new(() => SentencePiecePeer.Train("llama-style", byteFallback: true, ""));
+    internal static readonly Lazy<string> LlamaStyleModel = new(() => SentencePiecePeer.Train("llama-style", byteFallback: true, ""));
     private static readonly Lazy<string> UnknownModel = new(() => SentencePiecePeer.Train("no-fallback", byteFallback: false, "<<,>>"));
 
     private static string[] Texts => [.. Corpus.Gsm8k, .. Corpus.Sample];
@@ -45,27 +45,8 @@ public sealed class SentencePieceParityTests(ITestOutputHelper output)
     {
         string model = LlamaStyleModel.Value;
         var tokenizer = SentencePieceBpeTokenizer.FromModelFile(model);
-        var idLists = Texts.Select(tokenizer.Encode).ToList();
-        var seen = new HashSet<int>();
-        foreach (string text in Corpus.Sample)
-        {
-            int[] ids = tokenizer.Encode(text);
-            foreach (int id in ids) if (seen.Add(id)) idLists.Add([id]);
-            if (ids.Length <= 60)
-                for (int k = 2; k < ids.Length; k++) idLists.Add(ids[..k]);
-        }
-        var expected = SentencePiecePeer.Decode(model, idLists);
-        int mismatches = 0;
-        string? first = null;
-        for (int i = 0; i < idLists.Count; i++)
-        {
-            string ours = tokenizer.Decode(idLists[i]);
-            if (ours == expected[i]) continue;
-            mismatches++;
-            first ??= $"ids [{string.Join(", ", idLists[i].Take(20))}]: ours {ParityAssert.Escape(ours, 100)} peer {ParityAssert.Escape(expected[i], 100)}";
-        }
-        output.WriteLine($"decode: {idLists.Count} id sequences, {mismatches} mismatches");
-        Assert.True(mismatches == 0, $"{mismatches} of {idLists.Count} decodes differ; first: {first}");
+        var idLists = Texts.Select(tokenizer.Encode).Concat(ParityAssert.DecodeCases(tokenizer, Corpus.Sample)).ToList();
+        ParityAssert.SameDecodes(idLists, SentencePiecePeer.Decode(model, idLists), tokenizer, output);
     }
 
     [Fact]
