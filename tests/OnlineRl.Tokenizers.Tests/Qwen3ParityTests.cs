@@ -50,6 +50,18 @@ public sealed class Qwen3ParityTests(ITestOutputHelper output)
         ParityAssert.SameDecodes(idLists, Peers.Decode("qwen3", idLists), tokenizer, output);
     }
 
+    /// <summary>ITokenizer promises thread safety: encoding from several threads at once (sharing
+    /// Microsoft.ML.Tokenizers' caches) gives the sequential results.</summary>
+    [Fact]
+    public void Parallel_encoding_gives_the_sequential_ids()
+    {
+        var tokenizer = ByteLevelBpeTokenizer.FromTokenizerJson(Path.Combine(TestPaths.Qwen3Dir, "tokenizer.json"));
+        var texts = Corpus.Gsm8k.Take(3000).Concat(Corpus.Sample).ToArray();
+        var parallel = new int[texts.Length][];
+        Parallel.For(0, texts.Length, new ParallelOptions { MaxDegreeOfParallelism = 4 }, i => parallel[i] = tokenizer.Encode(texts[i]));
+        for (int i = 0; i < texts.Length; i++) Assert.Equal(tokenizer.Encode(texts[i]), parallel[i]);
+    }
+
     [Fact]
     public void Qwen3_metadata_and_special_tokens()
     {

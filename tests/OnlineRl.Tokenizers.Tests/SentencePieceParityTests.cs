@@ -30,7 +30,8 @@ public sealed class SentencePieceParityTests(ITestOutputHelper output)
     {
         string model = UnknownModel.Value;
         var tokenizer = SentencePieceBpeTokenizer.FromModelFile(model);
-        var texts = Texts;
+        // A part of GSM8K keeps the test short; the Llama-style model is compared on all of it.
+        string[] texts = [.. Corpus.Gsm8k.Take(4000), .. Corpus.Sample];
         var actual = texts.Select(tokenizer.Encode).ToArray();
         ParityAssert.SameIds(texts, SentencePiecePeer.Encode(model, texts), actual, tokenizer, "sentencepiece (no byte fallback)", output);
         // The corpus exercises both: unknown characters (the sample's scripts and emoji) and the user-defined pieces.

@@ -1,4 +1,3 @@
-using System.Text;
 using System.Text.Json;
 
 namespace OnlineRl.Tokenizers.Tests;
@@ -21,42 +20,25 @@ internal static class SentencePiecePeer
         string dir = Path.Combine(TestPaths.PeersDir, "sentencepiece");
         Directory.CreateDirectory(dir);
         string prefix = Path.Combine(dir, name);
-        Call(["train", "", prefix, byteFallback ? "true" : "false", userDefinedSymbols], Corpus.Gsm8k.Select(t => JsonSerializer.Serialize(t)), 0,
-            argsFileIndex: 1);
+        Call(input => ["train", input, prefix, byteFallback ? "true" : "false", userDefinedSymbols],
+            Corpus.Gsm8k.Select(t => JsonSerializer.Serialize(t)), 0);
         return prefix + ".model";
     }
 
     /// <summary>The peer's ids for each text.</summary>
     public static int[][] Encode(string model, IReadOnlyList<string> texts) =>
-        Call(["encode", model, ""], texts.Select(t => JsonSerializer.Serialize(t)), texts.Count, argsFileIndex: 2)
+        Call(input => ["encode", model, input], texts.Select(t => JsonSerializer.Serialize(t)), texts.Count)
             .Select(line => JsonSerializer.Deserialize<int[]>(line)!).ToArray();
 
     /// <summary>The peer's decoding of each id sequence.</summary>
     public static string[] Decode(string model, IReadOnlyList<int[]> idLists) =>
-        Call(["decode", model, ""], idLists.Select(ids => JsonSerializer.Serialize(ids)), idLists.Count, argsFileIndex: 2)
+        Call(input => ["decode", model, input], idLists.Select(ids => JsonSerializer.Serialize(ids)), idLists.Count)
             .Select(line => JsonSerializer.Deserialize<string>(line)!).ToArray();
 
-    // Writes the input lines to a temporary file passed as args[argsFileIndex]; checks the output line count.
-    private static List<string> Call(string[] args, IEnumerable<string> inputLines, int expectedLines, int argsFileIndex)
+    private static List<string> Call(Func<string, string[]> arguments, IEnumerable<string> inputLines, int expectedLines)
     {
         if (!File.Exists(Python)) throw new InvalidOperationException($"{Python} is missing; the SentencePiece peer needs Debian's python3 with python3-sentencepiece");
-        string input = Path.Combine(Path.GetTempPath(), $"onlinerl-spm-{Guid.NewGuid():N}.jsonl");
-        try
-        {
-            File.WriteAllLines(input, inputLines, new UTF8Encoding(false));
-            args[argsFileIndex] = input;
-            var (code, stdout, stderr) = Peers.Run(Python, [Script, .. args], TimeSpan.FromMinutes(5));
-            if (code != 0)
-                throw new InvalidOperationException(
-                    $"{Script} {args[0]} failed (exit {code}); it needs Debian's python3-sentencepiece (apt-get install -y python3-sentencepiece):\n{stderr}");
-            var lines = stdout.Split('\n').Where(l => l.Length > 0).ToList();
-            if (lines.Count != expectedLines)
-                throw new InvalidOperationException($"sentencepiece {args[0]}: {lines.Count} output lines for {expectedLines} inputs\n{stderr}");
-            return lines;
-        }
-        finally
-        {
-            File.Delete(input);
-        }
+        return Peers.RunOverLines(Python, input => [Script, .. arguments(input)], inputLines, expectedLines,
+            $"{Script} (it needs Debian's python3-sentencepiece: apt-get install -y python3-sentencepiece)");
     }
 }
