@@ -22,22 +22,22 @@ public static class TokenizerLoader
     {
         ArgumentNullException.ThrowIfNull(path);
         if (!Directory.Exists(path)) throw new DirectoryNotFoundException($"tokenizer directory not found: {path}");
-        string File(string name) => Path.Combine(path, name);
-        string? config = System.IO.File.Exists(File("tokenizer_config.json")) ? File("tokenizer_config.json") : null;
-        bool Has(string name) => System.IO.File.Exists(File(name));
+        string In(string name) => Path.Combine(path, name);
+        bool Has(string name) => File.Exists(In(name));
+        string? config = Has("tokenizer_config.json") ? In("tokenizer_config.json") : null;
         bool hasModel = Has("tokenizer.model");
-        if (Has("tokenizer.json") && !(hasModel && HuggingFaceTokenizerJson.IsSentencePieceConversion(File("tokenizer.json"))))
-            return ByteLevelBpeTokenizer.FromTokenizerJson(File("tokenizer.json"), config);
-        if (Has("vocab.json") && Has("merges.txt")) return ByteLevelBpeTokenizer.FromVocabAndMerges(File("vocab.json"), File("merges.txt"), config);
-        if (Has("encoder.json") && Has("vocab.bpe")) return ByteLevelBpeTokenizer.FromGpt2Files(File("encoder.json"), File("vocab.bpe"));
-        if (hasModel) return SentencePieceBpeTokenizer.FromModelFile(File("tokenizer.model"), config);
+        if (Has("tokenizer.json") && !(hasModel && HuggingFaceTokenizerJson.IsSentencePieceConversion(In("tokenizer.json"))))
+            return ByteLevelBpeTokenizer.FromTokenizerJson(In("tokenizer.json"), config);
+        if (Has("vocab.json") && Has("merges.txt")) return ByteLevelBpeTokenizer.FromVocabAndMerges(In("vocab.json"), In("merges.txt"), config);
+        if (Has("encoder.json") && Has("vocab.bpe")) return ByteLevelBpeTokenizer.FromGpt2Files(In("encoder.json"), In("vocab.bpe"));
+        if (hasModel) return SentencePieceBpeTokenizer.FromModelFile(In("tokenizer.model"), config);
         foreach (var (present, missing, kind) in new[]
                  {
                      ("encoder.json", "vocab.bpe", "GPT-2 tokenizers"), ("vocab.bpe", "encoder.json", "GPT-2 tokenizers"),
                      ("vocab.json", "merges.txt", "BPE vocabularies"), ("merges.txt", "vocab.json", "BPE vocabularies"),
                  })
-            if (Has(present)) throw new FileNotFoundException($"{path}: has {present} but no {missing} ({kind} need both)", File(missing));
+            if (Has(present)) throw new FileNotFoundException($"{path}: has {present} but no {missing} ({kind} need both)", In(missing));
         throw new FileNotFoundException(
-            $"{path}: no tokenizer found: expected tokenizer.json, vocab.json + merges.txt, encoder.json + vocab.bpe, or tokenizer.model", File("tokenizer.json"));
+            $"{path}: no tokenizer found: expected tokenizer.json, vocab.json + merges.txt, encoder.json + vocab.bpe, or tokenizer.model", In("tokenizer.json"));
     }
 }
