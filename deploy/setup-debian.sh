@@ -10,6 +10,7 @@ ONLINERL_APT_LOCK_TIMEOUT=${ONLINERL_APT_LOCK_TIMEOUT:-600}
 onlinerl_setup() {
   local packages=(
     python3-torch             # /usr/bin/python3 + torch: golden values for the tests, the benchmark references
+    python3-sentencepiece     # Google's sentencepiece: trains and checks the SentencePiece tokenizer tests
     redis-server              # the Redis Streams transport and weight store (tests start their own server)
     prometheus                # tests scrape a running pipeline with a real Prometheus server
     binutils                  # readelf: the TorchSharp tests read libLibTorchSharp.so's version requirements

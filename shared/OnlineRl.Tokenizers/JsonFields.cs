@@ -76,4 +76,19 @@ internal sealed class JsonFields(string source)
     }
 
     public int Id(JsonElement parent, string name, string path) => AsId(Required(parent, name, path), path);
+
+    /// <summary>An added token described as in tokenizer.json's <c>added_tokens</c> (the id given apart, as in
+    /// tokenizer_config.json's <c>added_tokens_decoder</c>). <c>normalized</c> defaults to <c>!special</c>.</summary>
+    public AddedToken AddedToken(JsonElement t, int id, string path)
+    {
+        if (t.ValueKind != JsonValueKind.Object) throw Error(path, $"must be an object, found {Describe(t.ValueKind)}");
+        string content = String(t, "content", path + ".content");
+        if (content.Length == 0) throw Error(path + ".content", "is empty");
+        bool special = OptionalBool(t, "special", path + ".special", false);
+        return new AddedToken(id, content, special,
+            OptionalBool(t, "lstrip", path + ".lstrip", false),
+            OptionalBool(t, "rstrip", path + ".rstrip", false),
+            OptionalBool(t, "single_word", path + ".single_word", false),
+            OptionalBool(t, "normalized", path + ".normalized", !special));
+    }
 }
