@@ -114,7 +114,7 @@ public static class InProcessRun
         ModelTokenizers.SaveWithModel(tokenizer, config.Model.Checkpoint.Length > 0 ? config.Model.Checkpoint : null, checkpointDir);
         var summary = new RunSummary(initialAccuracy, finalAccuracy, reports, elapsed, learnerWorker.DroppedStale, learnerWorker.TrainedPrompts, config.OutputDir);
         RunReport.Write(summary, config);
-        log($"wrote {Path.Combine(config.OutputDir, "report.md")}, metrics.csv, reward.svg and checkpoint/");
+        log($"wrote {Path.Combine(config.OutputDir, "report.md")}, report.html, metrics.csv, reward.svg and checkpoint/");
         return summary;
     }
 
