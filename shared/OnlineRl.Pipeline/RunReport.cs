@@ -172,6 +172,10 @@ public static class RunReport
             low -= pad;
             high += pad;
         }
+        // Round ticks: a step of 1, 2, 2.5 or 5 times a power of ten, and the axis widened to whole steps.
+        var tick = NiceStep((high - low) / 4);
+        low = Math.Floor(low / tick + 1e-9) * tick;
+        high = Math.Ceiling(high / tick - 1e-9) * tick;
         double X(long step) => left + (width - left - right) * step / (double)maxStep;
         double Y(double value) => top + (height - top - bottom) * (1 - (value - low) / (high - low));
 
@@ -180,11 +184,12 @@ public static class RunReport
         svg.AppendLine(Invariant, $"<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {width} {height}\" {size} role=\"img\" aria-label=\"{WebUtility.HtmlEncode(title)}\" font-family=\"sans-serif\" font-size=\"12\">");
         svg.AppendLine(Invariant, $"<rect width=\"{width}\" height=\"{height}\" fill=\"white\"/>");
         svg.AppendLine(Invariant, $"<text x=\"{left}\" y=\"18\" font-size=\"14\">{WebUtility.HtmlEncode(title)}</text>");
-        for (var i = 0; i <= 4; i++)
+        var ticks = (int)Math.Round((high - low) / tick);
+        for (var i = 0; i <= ticks; i++)
         {
-            var value = low + (high - low) * i / 4;
+            var value = low + tick * i;
             svg.AppendLine(Invariant, $"<line x1=\"{left}\" x2=\"{width - right}\" y1=\"{Y(value):F1}\" y2=\"{Y(value):F1}\" stroke=\"#ddd\"/>");
-            svg.AppendLine(Invariant, $"<text x=\"{left - 8}\" y=\"{Y(value) + 4:F1}\" text-anchor=\"end\">{Tick(value, high - low)}</text>");
+            svg.AppendLine(Invariant, $"<text x=\"{left - 8}\" y=\"{Y(value) + 4:F1}\" text-anchor=\"end\">{Tick(value, tick)}</text>");
         }
         for (var i = 0; i <= 5; i++)
         {
@@ -216,9 +221,23 @@ public static class RunReport
         return svg.ToString();
     }
 
-    // Tick labels with as many decimals as the axis span needs (three significant digits for tiny spans).
-    private static string Tick(double value, double span) =>
-        value.ToString(span >= 50 ? "0" : span >= 0.5 ? "0.##" : span >= 0.005 ? "0.####" : "G3", Invariant);
+    /// <summary>The smallest of 1, 2, 2.5 and 5 times a power of ten that is at least <paramref name="rough"/>.</summary>
+    private static double NiceStep(double rough)
+    {
+        var power = Math.Pow(10, Math.Floor(Math.Log10(rough)));
+        return new[] { 1, 2, 2.5, 5, 10 }.Select(m => m * power).First(step => step >= rough * (1 - 1e-9));
+    }
+
+    // A tick label with the decimals its step needs; tiny or huge steps in scientific notation.
+    private static string Tick(double value, double step)
+    {
+        if (Math.Abs(value) < step * 1e-6) return "0";
+        if (step < 1e-3 || step >= 1e6) return value.ToString("0.##E+0", Invariant);
+        // step = m * 10^exponent with m in {1, 2, 2.5, 5}: 2.5 needs one decimal more than its power of ten.
+        var exponent = (int)Math.Floor(Math.Log10(step) + 1e-9);
+        var decimals = Math.Max(0, -exponent + (Math.Abs(step / Math.Pow(10, exponent) - 2.5) < 1e-9 ? 1 : 0));
+        return value.ToString("F" + decimals.ToString(Invariant), Invariant);
+    }
 
     /// <summary>A configuration as dotted keys and their values (e.g. "model.hidden_size", "128").</summary>
     private static IEnumerable<(string Key, string Value)> ConfigKeys(JsonNode? node, string prefix) => node switch
