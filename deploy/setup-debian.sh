@@ -11,6 +11,7 @@ onlinerl_setup() {
     python3-torch             # /usr/bin/python3 + torch over the same libtorch: golden values, benchmarks
     redis-server              # the Redis Streams transport and weight store (tests start their own server)
     prometheus                # tests scrape a running pipeline with a real Prometheus server
+    chromium                  # tests open the HTML run report in a real headless browser
     "$@"
   )
   local missing=()
