@@ -58,8 +58,8 @@ internal sealed class MetricsDiagnostics : EventListener
             "ObservableInstrumentCallbackException" => $"a metric callback failed, so its values are missing from /metrics: {Arg("exception")}",
             "MeasurementDropped" => $"measurements of metric '{Arg("instrumentName")}' were dropped: {Arg("reason")}",
             "DuplicateMetricInstrument" => $"metric '{Arg("instrumentName")}' of meter '{Arg("meterName")}' is defined twice: {Arg("reason")}",
-            "MetricReaderException" or "MeterProviderException" or "FailedExport" =>
-                $"collecting metrics failed (a scrape of /metrics answers 500): {FirstLine(fallback)}",
+            "FailedExport" => $"collecting metrics failed, so a scrape of /metrics answered 500: {FirstLine(fallback)}",
+            "MetricReaderException" or "MeterProviderException" => $"the metrics SDK failed: {FirstLine(fallback)}",
             _ => FirstLine(fallback),
         };
     }
