@@ -52,6 +52,7 @@ internal static class RunCommand
         }
         catch (OperationCanceledException) when (cancel.IsCancellationRequested)
         {
+            progress.End(); // the live line stays as it was; the message goes under it
             Console.Error.WriteLine("interrupted");
             return 130;
         }
