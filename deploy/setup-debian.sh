@@ -14,6 +14,7 @@ onlinerl_setup() {
     redis-server              # the Redis Streams transport and weight store (tests start their own server)
     prometheus                # tests scrape a running pipeline with a real Prometheus server
     binutils                  # readelf: the TorchSharp tests read libLibTorchSharp.so's version requirements
+    chromium                  # tests open the HTML run report in a real headless browser
     "$@"
   )
   local missing=()

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
+using OnlineRl.Pipeline;
 using TorchSharp;
 using static TorchSharp.torch;
 using TorchSharp.Modules;
@@ -101,18 +102,24 @@ internal static class BenchCommand
         var referenceInfo = reference is null ? null : new ReferenceInfo(reference.TorchVersion, reference.Threads, reference.Library);
 
         var results = new Dictionary<string, Result>();
+        // Which row is being measured, and how long the rest will take, as a line redrawn in place on a terminal.
+        var progress = ConsoleProgress.ForConsole();
         try
         {
             using var workloads = new Workloads(plan);
-            foreach (var metric in only is "all" or "binding" ? metrics : Array.Empty<Metric>())
+            var rows = only is "all" or "binding" ? metrics : [];
+            progress.Begin("binding row", rows.Length);
+            foreach (var (index, metric) in rows.Index())
             {
+                progress.Report(index, $"measuring {metric.Label}");
                 var result = Measure(metric, workloads.Loop(metric.Key), plan.WarmupS, plan.BudgetS, ref reference, ref referenceError);
                 results[metric.Key] = result;
                 var line = $"  {metric.Label}: ours {Format(metric, result.Ours, plan)}";
                 if (result.Reference is { } other)
                     line += $", reference {Format(metric, other, plan)}, ratio {result.Ours / other:F2} (paired median {result.PairedMedianRatio:F2})";
-                Console.WriteLine($"{line}  [{clock.Elapsed.TotalSeconds:F0}s]");
+                progress.Line(line);
             }
+            progress.End();
         }
         finally
         {
@@ -122,10 +129,9 @@ internal static class BenchCommand
             Console.WriteLine($"reference failed during the run: {referenceError}");
         Console.WriteLine($"bench done in {clock.Elapsed.TotalSeconds:F1}s");
 
-        void Progress(string line) => Console.WriteLine($"{line}  [{clock.Elapsed.TotalSeconds:F0}s]");
         var generation = only is not ("all" or "generation") ? "" : GenerationBench.Section(quick, threads, referenceInfo is null ? null : Python,
-            Path.Combine(AppContext.BaseDirectory, "bench", "qwen2_reference.py"), Progress);
-        var learning = only is not ("all" or "rl") ? "" : LearnerBench.Section(quick, threads, Progress);
+            Path.Combine(AppContext.BaseDirectory, "bench", "qwen2_reference.py"), progress.Line);
+        var learning = only is not ("all" or "rl") ? "" : LearnerBench.Section(quick, threads, progress.Line);
         var load = (Before: loadBefore, After: LoadAverage());
         var table = Render(plan, quick, metrics, results, referenceInfo, referenceError, load) + generation + learning;
         Console.WriteLine();

@@ -56,7 +56,11 @@ public sealed class LearnerSession : IDisposable
     public int HeldOutCount => heldOutPrompts.Count;
 
     /// <summary>Builds the session; <paramref name="withGeneratorModel"/> also makes <see cref="GeneratorModel"/>.</summary>
-    public static LearnerSession Create(RunConfig config, bool withGeneratorModel, Action<string> log)
+    /// <param name="config">The run.</param>
+    /// <param name="withGeneratorModel">Also make a sampling copy of the policy.</param>
+    /// <param name="log">Receives the lines (policy size, SFT progress without <paramref name="progress"/>).</param>
+    /// <param name="progress">Where the SFT warm start reports its steps (step / total, rate, ETA, loss), if given.</param>
+    public static LearnerSession Create(RunConfig config, bool withGeneratorModel, Action<string> log, ConsoleProgress? progress = null)
     {
         var device = Devices.Parse(config.Device);
         var tokenizer = PolicySetup.Tokenizer(config);
@@ -66,7 +70,7 @@ public sealed class LearnerSession : IDisposable
         var policy = PolicySetup.Create(config, tokenizer, heads, device);
         log($"policy: {policy.Config.ModelType}, {policy.ParameterCount:N0} parameters, {config.Model.Layers} layers; task {config.Task.Kind}; algorithm {config.Algorithm.Name}");
         var resuming = stateStore?.Latest() is not null;
-        if (config.Model.Checkpoint.Length == 0 && config.Sft.Steps > 0 && !resuming) WarmStart(policy, tokenizer, tasks, config, log);
+        if (config.Model.Checkpoint.Length == 0 && config.Sft.Steps > 0 && !resuming) WarmStart(policy, tokenizer, tasks, config, log, progress);
 
         var reference = PolicySetup.Copy(policy, ModelHeads.None);
         foreach (var p in reference.parameters()) p.requires_grad = false;
@@ -102,7 +106,7 @@ public sealed class LearnerSession : IDisposable
     }
 
     /// <summary>Supervised warm start on the task's reference answers.</summary>
-    private static void WarmStart(TransformerModel policy, ITokenizer tokenizer, TaskSource tasks, RunConfig config, Action<string> log)
+    private static void WarmStart(TransformerModel policy, ITokenizer tokenizer, TaskSource tasks, RunConfig config, Action<string> log, ConsoleProgress? progress)
     {
         var eos = tokenizer.EosId is { } e ? new[] { e } : Array.Empty<int>();
         var examples = Enumerable.Range(0, 20_000).Select(i => tasks.Training(-20_000 + i))
@@ -110,10 +114,13 @@ public sealed class LearnerSession : IDisposable
         var sft = new SftOptions { Steps = config.Sft.Steps, LearningRate = config.Sft.LearningRate, ExamplesPerStep = config.Sft.ExamplesPerStep, RowLength = 64, Seed = config.Seed };
         var every = Math.Max(1, sft.Steps / 5);
         log($"SFT warm start: {sft.Steps} steps of {sft.ExamplesPerStep} examples");
+        progress?.Begin("SFT step", sft.Steps);
         SupervisedFineTuning.Train(policy, examples, sft, s =>
         {
-            if (s.Step % every == 0 || s.Step == sft.Steps) log($"  sft step {s.Step}/{sft.Steps} loss {s.Loss:F3}");
+            if (progress is not null) progress.Report(s.Step, $"loss {s.Loss:F3}");
+            else if (s.Step % every == 0 || s.Step == sft.Steps) log($"  sft step {s.Step}/{sft.Steps} loss {s.Loss:F3}");
         });
+        progress?.End();
     }
 }
 
