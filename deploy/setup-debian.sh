@@ -10,6 +10,7 @@ ONLINERL_APT_LOCK_TIMEOUT=${ONLINERL_APT_LOCK_TIMEOUT:-600}
 onlinerl_setup() {
   local packages=(
     python3-torch             # /usr/bin/python3 + torch: golden values for the tests, the benchmark references
+    libopenblas0-openmp       # a fast BLAS for that torch (the default reference BLAS is ~15x slower: an unfair reference)
     python3-sentencepiece     # Google's sentencepiece: trains and checks the SentencePiece tokenizer tests
     redis-server              # the Redis Streams transport and weight store (tests start their own server)
     prometheus                # tests scrape a running pipeline with a real Prometheus server
@@ -28,6 +29,17 @@ onlinerl_setup() {
     local sudo=""
     [ "$(id -u)" -eq 0 ] || sudo="sudo"
     onlinerl_apt $sudo update && onlinerl_apt $sudo install -y "${missing[@]}" || return 1
+  fi
+
+  # Debian's torch must use OpenBLAS, not the reference BLAS that the plain install may select.
+  local blas
+  blas=$(readlink -f /lib/x86_64-linux-gnu/libblas.so.3 || true)
+  if [[ "$blas" != *openblas* ]]; then
+    echo "==> switching libblas.so.3 to OpenBLAS for the PyTorch reference (was: ${blas:-none})"
+    local sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo update-alternatives --set libblas.so.3-x86_64-linux-gnu /usr/lib/x86_64-linux-gnu/openblas-openmp/libblas.so.3 || return 1
+    $sudo update-alternatives --set liblapack.so.3-x86_64-linux-gnu /usr/lib/x86_64-linux-gnu/openblas-openmp/liblapack.so.3 || true
   fi
 
   if ! command -v dotnet >/dev/null 2>&1; then

@@ -17,7 +17,7 @@ internal static class SentencePiecePeer
     /// <summary>Trains a BPE model on all GSM8K texts with Llama 2's settings; returns the tokenizer.model path.</summary>
     public static string Train(string name, bool byteFallback, string userDefinedSymbols)
     {
-        string dir = Path.Combine(TestPaths.PeersDir, "sentencepiece");
+        string dir = TestPaths.SentencePieceDir;
         Directory.CreateDirectory(dir);
         string prefix = Path.Combine(dir, name);
         Call(input => ["train", input, prefix, byteFallback ? "true" : "false", userDefinedSymbols],
