@@ -66,10 +66,12 @@ public sealed class RMSNorm : ExplicitModule<Tensor, Tensor>
     public override Tensor forward(Tensor x)
     {
         using var scope = torch.NewDisposeScope();
-        var h = x.to(ScalarType.Float32);
+        // In float32 as Hugging Face computes it; float32 inputs skip the two conversions.
+        var wide = x.dtype == ScalarType.Float32;
+        var h = wide ? x : x.to(ScalarType.Float32);
         var variance = h.square().mean(LastDimension, keepdim: true);
         h = h * (variance + eps).rsqrt();
-        return scope.MoveToOuter(weight * h.to(x.dtype));
+        return scope.MoveToOuter(weight * (wide ? h : h.to(x.dtype)));
     }
 }
 
@@ -156,9 +158,10 @@ public sealed class Attention : ExplicitModule
 
     /// <summary>
     /// x [B, T, C] -&gt; [B, T, C]. <paramref name="maskBias"/> [B, 1, T, S] is 0 where a query may attend and
-    /// a large negative number elsewhere; with a cache, the new keys/values are appended to it first.
+    /// a large negative number elsewhere; without it, every query sees every key (<paramref name="causal"/>:
+    /// only those at or before its own position). With a cache, the new keys/values are appended to it first.
     /// </summary>
-    public Tensor Forward(Tensor x, (Tensor cos, Tensor sin) rotary, Tensor maskBias, KvCache? cache)
+    public Tensor Forward(Tensor x, (Tensor cos, Tensor sin) rotary, Tensor? maskBias, bool causal, KvCache? cache)
     {
         using var scope = torch.NewDisposeScope();
         long b = x.size(0), t = x.size(1);
@@ -171,7 +174,7 @@ public sealed class Attention : ExplicitModule
         k = RepeatKv(k, config.GroupSize);
         v = RepeatKv(v, config.GroupSize);
         // softmax(q k^T / sqrt(D) + mask) v in one fused kernel (libtorch accumulates low-precision inputs in float32).
-        var output = nn.functional.scaled_dot_product_attention(q, k, v, maskBias).transpose(1, 2).reshape(b, t, h * d);
+        var output = nn.functional.scaled_dot_product_attention(q, k, v, maskBias, is_casual: causal).transpose(1, 2).reshape(b, t, h * d);
         return scope.MoveToOuter(o_proj.forward(output));
     }
 
@@ -232,10 +235,10 @@ public sealed class DecoderLayer : ExplicitModule
     public RMSNorm post_attention_layernorm { get; }
 
     /// <summary>x [B, T, C] -&gt; [B, T, C].</summary>
-    public Tensor Forward(Tensor x, (Tensor cos, Tensor sin) rotary, Tensor maskBias, KvCache? cache)
+    public Tensor Forward(Tensor x, (Tensor cos, Tensor sin) rotary, Tensor? maskBias, bool causal, KvCache? cache)
     {
         using var scope = torch.NewDisposeScope();
-        var h = x + self_attn.Forward(input_layernorm.forward(x), rotary, maskBias, cache);
+        var h = x + self_attn.Forward(input_layernorm.forward(x), rotary, maskBias, causal, cache);
         return scope.MoveToOuter(h + mlp.forward(post_attention_layernorm.forward(h)));
     }
 }
@@ -264,14 +267,13 @@ public sealed class DecoderStack : ExplicitModule
 
     private readonly RotaryEmbedding rotary;
 
-    /// <summary>Token ids [B, T] -&gt; final hidden states [B, T, C].</summary>
-    public Tensor Forward(Tensor inputIds, Tensor positionIds, Tensor maskBias, KvCache? cache)
+    /// <summary>Token ids [B, T] -&gt; final hidden states [B, T, C]; the mask as in <see cref="Attention.Forward"/>.</summary>
+    public Tensor Forward(Tensor inputIds, Tensor positionIds, Tensor? maskBias, bool causal, KvCache? cache)
     {
         using var scope = torch.NewDisposeScope();
         var h = embed_tokens.forward(inputIds);
         var tables = rotary.Tables(positionIds, h.dtype);
-        var bias = maskBias.to(h.dtype);
-        foreach (var block in blocks) h = block.Forward(h, tables, bias, cache);
+        foreach (var block in blocks) h = block.Forward(h, tables, maskBias, causal, cache);
         return scope.MoveToOuter(norm.forward(h));
     }
 }
@@ -346,27 +348,39 @@ public sealed class TransformerModel : ExplicitModule<Tensor, Tensor>
         var s = past + t;
         var device = Device;
         if (segmentIds is not null && cache is not null) throw new ArgumentException("packed segments cannot be combined with a KV cache", nameof(segmentIds));
-        Tensor mask = attentionMask ?? torch.ones(new[] { b, s }, ScalarType.Int64, device);
-        if (mask.size(1) != s)
-            throw new ArgumentException($"attention mask covers {mask.size(1)} positions but cache ({past}) + new tokens ({t}) = {s}", nameof(attentionMask));
-        var realBefore = mask.to(ScalarType.Int64).cumsum(1);
-        // Query i (absolute position past + i) may see key j when j <= past + i and key j is not padding.
-        var queryIndex = torch.arange(past, s, 1, ScalarType.Int64, device).view(t, 1);
-        var keyIndex = torch.arange(0, s, 1, ScalarType.Int64, device).view(1, s);
-        var blocked = keyIndex.gt(queryIndex).view(1, 1, t, s).logical_or(mask.eq(0L).view(b, 1, 1, s));
         Tensor positions;
-        if (segmentIds is null)
+        Tensor? maskBias = null;
+        var causal = false;
+        if (attentionMask is null && segmentIds is null && (t == 1 || past == 0))
         {
-            positions = (realBefore - 1L).clamp(min: 0).narrow(1, past, t);
+            // No padding: positions count from the cache's length, and the mask is implied. One new token may
+            // see every cached key; a first chunk is plainly causal. No mask tensors to build in the decode loop.
+            positions = torch.arange(past, s, 1, ScalarType.Int64, device).unsqueeze(0).expand(b, t);
+            causal = t > 1;
         }
         else
         {
-            if (segmentPositions is null) throw new ArgumentException("packed segments need their positions", nameof(segmentPositions));
-            blocked = blocked.logical_or(segmentIds.view(b, 1, t, 1).ne(segmentIds.view(b, 1, 1, t)));
-            positions = segmentPositions;
+            var mask = attentionMask ?? torch.ones(new[] { b, s }, ScalarType.Int64, device);
+            if (mask.size(1) != s)
+                throw new ArgumentException($"attention mask covers {mask.size(1)} positions but cache ({past}) + new tokens ({t}) = {s}", nameof(attentionMask));
+            var realBefore = mask.to(ScalarType.Int64).cumsum(1);
+            // Query i (absolute position past + i) may see key j when j <= past + i and key j is not padding.
+            var queryIndex = torch.arange(past, s, 1, ScalarType.Int64, device).view(t, 1);
+            var keyIndex = torch.arange(0, s, 1, ScalarType.Int64, device).view(1, s);
+            var blocked = keyIndex.gt(queryIndex).view(1, 1, t, s).logical_or(mask.eq(0L).view(b, 1, 1, s));
+            if (segmentIds is null)
+            {
+                positions = (realBefore - 1L).clamp(min: 0).narrow(1, past, t);
+            }
+            else
+            {
+                if (segmentPositions is null) throw new ArgumentException("packed segments need their positions", nameof(segmentPositions));
+                blocked = blocked.logical_or(segmentIds.view(b, 1, t, 1).ne(segmentIds.view(b, 1, 1, t)));
+                positions = segmentPositions;
+            }
+            maskBias = torch.zeros(new[] { b, 1, t, s }, DType, device).masked_fill(blocked, float.MinValue);
         }
-        var maskBias = torch.zeros(new[] { b, 1, t, s }, ScalarType.Float32, device).masked_fill(blocked, float.MinValue);
-        var hidden = model.Forward(inputIds, positions, maskBias, cache);
+        var hidden = model.Forward(inputIds, positions, maskBias, causal, cache);
         cache?.Advance(t);
         return scope.MoveToOuter(hidden);
     }
