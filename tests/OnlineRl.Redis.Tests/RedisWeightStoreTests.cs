@@ -79,11 +79,11 @@ public class RedisWeightStoreTests
             bytes[100] ^= 0x01; // one flipped bit, written behind the store's back
             await db.StringSetAsync(key, bytes);
 
-            var live = DisposeScopeManager.Statistics.ThreadTotalLiveCount;
+            // That no tensor of version 2 outlives the failure is checked in WeightStoreTests, where the load
+            // stays on one thread: TorchSharp counts live tensors per thread, and Redis replies resume on others.
             var error = await Assert.ThrowsAsync<WeightIntegrityException>(() => store.LoadAsync(2));
             Assert.Contains("checksum", error.Message);
             Assert.Contains("layers.0.mlp.weight", error.Message);
-            Assert.Equal(live, DisposeScopeManager.Statistics.ThreadTotalLiveCount); // nothing of version 2 was kept
             AssertBitIdentical(v1, await store.LoadAsync(1));
         }
     }
