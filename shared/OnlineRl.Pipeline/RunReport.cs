@@ -24,23 +24,51 @@ public static class RunReport
         File.WriteAllText(Path.Combine(summary.OutputDir, "report.html"), Html(summary, config));
     }
 
-    /// <summary>The metrics table as CSV.</summary>
+    /// <summary>The metrics table as CSV: the step, then the columns of <see cref="StepValues"/> (empty where a step has no value).</summary>
     public static string Csv(IReadOnlyList<StepReport> steps)
     {
-        var keys = steps.SelectMany(s => s.Metrics.Keys).Distinct().Order(StringComparer.Ordinal).ToList();
+        var columns = FixedColumns.Concat(steps.SelectMany(s => s.Metrics.Keys).Distinct().Order(StringComparer.Ordinal)).ToList();
         var text = new StringBuilder();
-        text.Append("step,elapsed_s,policy_version,policy_lag,dropped_stale,duplicates,skipped,heldout_accuracy");
-        foreach (var key in keys) text.Append(',').Append(key);
+        text.Append("step");
+        foreach (var column in columns) text.Append(',').Append(column);
         text.Append('\n');
         foreach (var s in steps)
         {
-            text.Append(Invariant, $"{s.Step},{s.ElapsedSeconds:F2},{s.PolicyVersion},{s.PolicyLagMean:F3},{s.DroppedStale},{s.Duplicates},{(s.Skipped ? 1 : 0)},");
-            text.Append(s.HeldOutAccuracy is { } a ? a.ToString("F4", Invariant) : "");
-            foreach (var key in keys) text.Append(',').Append(s.Metrics.TryGetValue(key, out var v) ? v.ToString("G6", Invariant) : "");
+            var values = StepValues(s).ToDictionary(v => v.Column, v => v.Value);
+            text.Append(s.Step.ToString(Invariant));
+            foreach (var column in columns) text.Append(',').Append(values.TryGetValue(column, out var v) ? Format(column, v) : "");
             text.Append('\n');
         }
         return text.ToString();
     }
+
+    private static readonly string[] FixedColumns = ["elapsed_s", "policy_version", "policy_lag", "dropped_stale", "duplicates", "skipped", "heldout_accuracy"];
+
+    /// <summary>
+    /// A step's values as metrics.csv columns: elapsed_s, policy_version, policy_lag, dropped_stale, duplicates, skipped
+    /// (1 or 0), heldout_accuracy (only when evaluated at this step), then the learner's metrics by name. metrics.csv and
+    /// the TensorBoard events (<see cref="TensorBoardLog"/>) are both written from this list, so they cannot disagree.
+    /// </summary>
+    public static IEnumerable<(string Column, double Value)> StepValues(StepReport s)
+    {
+        yield return ("elapsed_s", s.ElapsedSeconds);
+        yield return ("policy_version", s.PolicyVersion);
+        yield return ("policy_lag", s.PolicyLagMean);
+        yield return ("dropped_stale", s.DroppedStale);
+        yield return ("duplicates", s.Duplicates);
+        yield return ("skipped", s.Skipped ? 1 : 0);
+        if (s.HeldOutAccuracy is { } accuracy) yield return ("heldout_accuracy", accuracy);
+        foreach (var (key, value) in s.Metrics.OrderBy(m => m.Key, StringComparer.Ordinal)) yield return (key, value);
+    }
+
+    private static string Format(string column, double value) => column switch
+    {
+        "elapsed_s" => value.ToString("F2", Invariant),
+        "policy_lag" => value.ToString("F3", Invariant),
+        "heldout_accuracy" => value.ToString("F4", Invariant),
+        "policy_version" or "dropped_stale" or "duplicates" or "skipped" => value.ToString("F0", Invariant),
+        _ => value.ToString("G6", Invariant),
+    };
 
     private static string Markdown(RunSummary summary, RunConfig config)
     {
