@@ -46,6 +46,8 @@ public static class InProcessRun
         var tokenizer = session.Tokenizer;
         var initialAccuracy = session.Evaluate();
         log($"held-out accuracy before RL: {initialAccuracy:P1} ({session.HeldOutCount} problems)");
+        using var tensorboard = TensorBoardLog.Open(config);
+        tensorboard?.InitialAccuracy(initialAccuracy);
 
         await using var bus = Transports.CreateBus(config.Transport);
         var store = PipelineServices.WeightStore(config, Transports.CreateBlobStore(config.Transport));
@@ -63,6 +65,7 @@ public static class InProcessRun
             startVersion: initial.Version, session.Evaluate, report =>
         {
             reports.Add(report);
+            tensorboard?.Step(report);
             if (progress is null) log(ProgressLine(report));
             else progress.Report(report.Step, StepMetrics(report), keep: report.HeldOutAccuracy is not null);
             if (config.Train.CheckpointEvery > 0 && report.Step % config.Train.CheckpointEvery == 0)
@@ -107,6 +110,7 @@ public static class InProcessRun
         progress?.End();
         if (config.Model.LoraRank > 0) LoraAdapters.Merge(policy);
         var finalAccuracy = session.Evaluate();
+        tensorboard?.FinalAccuracy(finalAccuracy, reports.Count == 0 ? 0 : reports[^1].Step);
         log($"held-out accuracy after {reports.Count} steps ({elapsed:F0} s): {finalAccuracy:P1} (was {initialAccuracy:P1}); " +
             $"dropped for staleness: {learnerWorker.DroppedStale}; generator on weights v{generator.HeldVersion} of v{learnerWorker.Version}");
 
@@ -115,7 +119,8 @@ public static class InProcessRun
         ModelTokenizers.SaveWithModel(tokenizer, config.Model.Checkpoint.Length > 0 ? config.Model.Checkpoint : null, checkpointDir);
         var summary = new RunSummary(initialAccuracy, finalAccuracy, reports, elapsed, learnerWorker.DroppedStale, learnerWorker.TrainedPrompts, config.OutputDir);
         RunReport.Write(summary, config);
-        log($"wrote {Path.Combine(config.OutputDir, "report.md")}, report.html, metrics.csv, reward.svg and checkpoint/");
+        log($"wrote {Path.Combine(config.OutputDir, "report.md")}, report.html, metrics.csv, reward.svg and checkpoint/" +
+            (tensorboard is null ? "" : $"; TensorBoard: tensorboard --logdir {config.OutputDir}"));
         return summary;
     }
 

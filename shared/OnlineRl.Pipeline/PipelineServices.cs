@@ -253,15 +253,30 @@ public static class PipelineServices
         var store = WeightStore(config, blobs);
         var resuming = session.StateStore?.Latest() is not null;
         if (resuming) log($"resuming from {session.StateStore!.Latest()}");
-        if (!resuming && session.HeldOutCount > 0) log($"held-out accuracy before RL: {session.Evaluate():P1} ({session.HeldOutCount} problems)");
+        using var tensorboard = TensorBoardLog.Open(config);
+        if (!resuming && session.HeldOutCount > 0)
+        {
+            var accuracy = session.Evaluate();
+            log($"held-out accuracy before RL: {accuracy:P1} ({session.HeldOutCount} problems)");
+            tensorboard?.InitialAccuracy(accuracy);
+        }
         var initial = !resuming
             ? (await LearnerWorker.PublishWeightsAsync(store, session.Policy, config.Model.LoraRank > 0, 0, cancellationToken).ConfigureAwait(false)).Version
             : 0; // a resuming learner publishes its restored weights itself
         var worker = new LearnerWorker(bus, store, session.Learner, session.Policy, LearnerOptions(config, config.Service.Id), config.RunId, initial,
-            session.HeldOutCount > 0 ? session.Evaluate : null, report => log(InProcessRun.ProgressLine(report)), session.StateStore, ledger,
+            session.HeldOutCount > 0 ? session.Evaluate : null, report =>
+            {
+                log(InProcessRun.ProgressLine(report));
+                tensorboard?.Step(report);
+            }, session.StateStore, ledger,
             Transports.CreateGeneratorStatus(config.Transport, WeightsPrefix(config)));
         await worker.RunAsync(cancellationToken).ConfigureAwait(false);
-        if (session.HeldOutCount > 0) log($"held-out accuracy after RL: {session.Evaluate():P1}");
+        if (session.HeldOutCount > 0)
+        {
+            var accuracy = session.Evaluate();
+            log($"held-out accuracy after RL: {accuracy:P1}");
+            tensorboard?.FinalAccuracy(accuracy, session.Learner.StepCount);
+        }
         log($"learner {config.Service.Id}: {session.Learner.StepCount} steps, weights v{worker.Version}, dropped stale {worker.DroppedStale}, duplicates {worker.Duplicates}" +
             (worker.RestoredStep is { } step ? $", resumed from step {step}" : ""));
         return worker;

@@ -198,8 +198,13 @@ public sealed record RunConfig
 {
     /// <summary>Run identifier (messages, metrics, output folder).</summary>
     public string RunId { get; init; } = "run";
-    /// <summary>Folder for checkpoints, metrics.csv and the report.</summary>
+    /// <summary>Folder for checkpoints, metrics.csv, the report and the TensorBoard events.</summary>
     public string OutputDir { get; init; } = "runs/run";
+    /// <summary>
+    /// Write the learner's TensorBoard event file (events.out.tfevents.*) into <see cref="OutputDir"/> as the run goes:
+    /// every metrics.csv value of every step (see <see cref="TensorBoardLog"/>).
+    /// </summary>
+    public bool Tensorboard { get; init; } = true;
     /// <summary>Seed of everything random.</summary>
     public long Seed { get; init; } = 1;
     /// <summary>"cpu" or "cuda[:N]".</summary>
