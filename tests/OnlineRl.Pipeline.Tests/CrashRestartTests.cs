@@ -23,6 +23,7 @@ public class CrashRestartTests
         keys["train.eval_every"] = "0";
         keys["train.state_dir"] = Path.Combine(root, "state");
         keys["train.ledger_dir"] = Path.Combine(root, "ledger");
+        keys["output_dir"] = Path.Combine(root, "out"); // the learner service's TensorBoard events
         var config = TinySetup.Config(keys);
         await using var bus = new InProcessEventBus();
         var blobs = new InMemoryBlobStore();
@@ -53,6 +54,7 @@ public class CrashRestartTests
             Assert.True(second.Version > versionAtKill, $"versions must stay monotonic: v{second.Version} after v{versionAtKill}");
             Assert.Equal(32, second.TrainedPrompts.Count);
             Assert.Equal(32, second.TrainedPrompts.Distinct().Count());
+            Assert.Single(Directory.GetFiles(Path.Combine(root, "out"), "events.out.tfevents.*")); // the learner service's curves
 
             var report = Ledger.Verify(Path.Combine(root, "ledger"));
             Assert.True(report.Ok, report.ToString());

@@ -20,6 +20,7 @@ public class InProcessRunTests
                 ["task.eval_size"] = "8", ["sft.steps"] = "3", ["sampling.group_size"] = "4", ["sampling.max_new_tokens"] = "4",
                 ["algorithm.name"] = algorithm, ["algorithm.prompts_per_step"] = "4", ["train.steps"] = "4", ["train.eval_every"] = "2",
                 ["train.overlap"] = overlap ? "true" : "false",
+                ["tensorboard"] = algorithm == "dpo" ? "false" : "true", // on by default; TensorBoardTests reads the files
             });
             var lines = new List<string>();
             var summary = await InProcessRun.RunAsync(config, line => { lock (lines) lines.Add(line); });
@@ -35,6 +36,7 @@ public class InProcessRunTests
             foreach (var file in new[] { "metrics.csv", "reward.svg", "report.md", "report.html", "config.json", "checkpoint/model.safetensors", "checkpoint/onlinerl_tokenizer.json" })
                 Assert.True(File.Exists(Path.Combine(output, file)), $"{file} was not written");
             Assert.Equal(5, File.ReadAllLines(Path.Combine(output, "metrics.csv")).Length);
+            Assert.Equal(algorithm == "dpo" ? 0 : 1, Directory.GetFiles(output, "events.out.tfevents.*").Length);
         }
         finally
         {
