@@ -253,7 +253,7 @@ public static class PipelineServices
         var store = WeightStore(config, blobs);
         var resuming = session.StateStore?.Latest() is not null;
         if (resuming) log($"resuming from {session.StateStore!.Latest()}");
-        using var tensorboard = TensorBoardLog.Open(config);
+        using var tensorboard = TensorBoardLog.Open(config, resuming);
         if (!resuming && session.HeldOutCount > 0)
         {
             var accuracy = session.Evaluate();

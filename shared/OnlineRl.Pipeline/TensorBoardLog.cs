@@ -12,7 +12,19 @@ public sealed class TensorBoardLog : IDisposable
     private TensorBoardLog(string directory) => writer = new TensorBoardWriter(directory);
 
     /// <summary>A log in <see cref="RunConfig.OutputDir"/>; null when <see cref="RunConfig.Tensorboard"/> is off.</summary>
-    public static TensorBoardLog? Open(RunConfig config) => config.Tensorboard ? new TensorBoardLog(config.OutputDir) : null;
+    /// <param name="config">The run.</param>
+    /// <param name="resuming">
+    /// True when a learner resumes from a checkpoint: the event files already in the folder hold the same run's earlier
+    /// steps and stay. Otherwise they are a previous run's (replaced like its metrics.csv) and are deleted, so TensorBoard
+    /// does not draw two runs' points on one curve.
+    /// </param>
+    public static TensorBoardLog? Open(RunConfig config, bool resuming = false)
+    {
+        if (!config.Tensorboard) return null;
+        if (!resuming && Directory.Exists(config.OutputDir))
+            foreach (var earlier in Directory.GetFiles(config.OutputDir, "events.out.tfevents.*")) File.Delete(earlier);
+        return new TensorBoardLog(config.OutputDir);
+    }
 
     /// <summary>The event file.</summary>
     public string FilePath => writer.FilePath;

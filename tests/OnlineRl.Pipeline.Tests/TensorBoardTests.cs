@@ -108,6 +108,27 @@ public class TensorBoardTests
         }
     }
 
+    [Fact]
+    public void A_new_run_replaces_the_event_files_of_the_previous_run_and_a_resuming_learner_keeps_them()
+    {
+        var folder = TinySetup.TempDir("tensorboard-files");
+        try
+        {
+            var config = TinySetup.Config(new Dictionary<string, string> { ["output_dir"] = folder });
+            string[] Files() => Directory.GetFiles(folder, "events.out.tfevents.*").Order(StringComparer.Ordinal).ToArray();
+            string first, second;
+            using (var log = TensorBoardLog.Open(config)!) first = log.FilePath;
+            using (var log = TensorBoardLog.Open(config, resuming: true)!) second = log.FilePath;
+            Assert.Equal(new[] { first, second }.Order(StringComparer.Ordinal), Files());
+            using (var log = TensorBoardLog.Open(config)!) Assert.Equal([log.FilePath], Files());
+            Assert.Null(TensorBoardLog.Open(config with { Tensorboard = false }));
+        }
+        finally
+        {
+            Directory.Delete(folder, recursive: true);
+        }
+    }
+
     private static (int Code, string Output) Read(string runDirectory)
     {
         var (code, stdout, stderr) = PythonProcess.RunSeparated([Reader, runDirectory], TimeSpan.FromMinutes(1));
