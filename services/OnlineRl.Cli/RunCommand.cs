@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using OnlineRl.Pipeline;
 using OnlineRl.ServiceDefaults;
 
@@ -21,6 +22,12 @@ internal static class RunCommand
             return 2;
         }
         using var cancel = new CancellationTokenSource();
+        // Ctrl-C and SIGTERM (docker stop, a CI timeout) stop the run between two steps, the SFT warm start included.
+        using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, context =>
+        {
+            context.Cancel = true;
+            cancel.Cancel();
+        });
         Console.CancelKeyPress += (_, e) =>
         {
             e.Cancel = true;

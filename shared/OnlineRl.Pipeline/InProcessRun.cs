@@ -41,7 +41,7 @@ public static class InProcessRun
         Directory.CreateDirectory(config.OutputDir);
         File.WriteAllText(Path.Combine(config.OutputDir, "config.json"), config.ToJson());
 
-        using var session = LearnerSession.Create(config, withGeneratorModel: true, log, progress);
+        using var session = LearnerSession.Create(config, withGeneratorModel: true, log, progress, cancellationToken);
         var policy = session.Policy;
         var tokenizer = session.Tokenizer;
         var initialAccuracy = session.Evaluate();

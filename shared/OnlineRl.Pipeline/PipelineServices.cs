@@ -60,7 +60,9 @@ public sealed class LearnerSession : IDisposable
     /// <param name="withGeneratorModel">Also make a sampling copy of the policy.</param>
     /// <param name="log">Receives the lines (policy size, SFT progress without <paramref name="progress"/>).</param>
     /// <param name="progress">Where the SFT warm start reports its steps (step / total, rate, ETA, loss), if given.</param>
-    public static LearnerSession Create(RunConfig config, bool withGeneratorModel, Action<string> log, ConsoleProgress? progress = null)
+    /// <param name="cancellationToken">Stops the SFT warm start between two steps (Ctrl-C, SIGTERM).</param>
+    public static LearnerSession Create(RunConfig config, bool withGeneratorModel, Action<string> log, ConsoleProgress? progress = null,
+        CancellationToken cancellationToken = default)
     {
         var device = Devices.Parse(config.Device);
         var tokenizer = PolicySetup.Tokenizer(config);
@@ -70,7 +72,7 @@ public sealed class LearnerSession : IDisposable
         var policy = PolicySetup.Create(config, tokenizer, heads, device);
         log($"policy: {policy.Config.ModelType}, {policy.ParameterCount:N0} parameters, {config.Model.Layers} layers; task {config.Task.Kind}; algorithm {config.Algorithm.Name}");
         var resuming = stateStore?.Latest() is not null;
-        if (config.Model.Checkpoint.Length == 0 && config.Sft.Steps > 0 && !resuming) WarmStart(policy, tokenizer, tasks, config, log, progress);
+        if (config.Model.Checkpoint.Length == 0 && config.Sft.Steps > 0 && !resuming) WarmStart(policy, tokenizer, tasks, config, log, progress, cancellationToken);
 
         var reference = PolicySetup.Copy(policy, ModelHeads.None);
         foreach (var p in reference.parameters()) p.requires_grad = false;
@@ -106,7 +108,8 @@ public sealed class LearnerSession : IDisposable
     }
 
     /// <summary>Supervised warm start on the task's reference answers.</summary>
-    private static void WarmStart(TransformerModel policy, ITokenizer tokenizer, TaskSource tasks, RunConfig config, Action<string> log, ConsoleProgress? progress)
+    private static void WarmStart(TransformerModel policy, ITokenizer tokenizer, TaskSource tasks, RunConfig config, Action<string> log, ConsoleProgress? progress,
+        CancellationToken cancellationToken)
     {
         var eos = tokenizer.EosId is { } e ? new[] { e } : Array.Empty<int>();
         var examples = Enumerable.Range(0, 20_000).Select(i => tasks.Training(-20_000 + i))
@@ -117,6 +120,7 @@ public sealed class LearnerSession : IDisposable
         progress?.Begin("SFT step", sft.Steps);
         SupervisedFineTuning.Train(policy, examples, sft, s =>
         {
+            cancellationToken.ThrowIfCancellationRequested();
             if (progress is not null) progress.Report(s.Step, $"loss {s.Loss:F3}");
             else if (s.Step % every == 0 || s.Step == sft.Steps) log($"  sft step {s.Step}/{sft.Steps} loss {s.Loss:F3}");
         });
@@ -248,7 +252,7 @@ public static class PipelineServices
     public static async Task<LearnerWorker> RunLearnerAsync(RunConfig config, IEventBus bus, IBlobStore blobs, Action<string> log,
         CancellationToken cancellationToken)
     {
-        using var session = LearnerSession.Create(config, withGeneratorModel: false, log);
+        using var session = LearnerSession.Create(config, withGeneratorModel: false, log, cancellationToken: cancellationToken);
         using var ledger = Ledger(config, config.Service.Id);
         var store = WeightStore(config, blobs);
         var resuming = session.StateStore?.Latest() is not null;

@@ -90,6 +90,30 @@ public sealed class CliOutputTests
         }
     }
 
+    [Fact]
+    public async Task Sigterm_during_the_sft_warm_start_stops_the_main_job_at_once()
+    {
+        var output = TemporaryDirectory();
+        var dll = KafkaMock.FindCli(out var reason) ?? throw new InvalidOperationException(reason);
+        var config = RepoPaths.Of("services", "OnlineRl.Cli", "configs", "grpo-addition.yaml");
+        var longSft = TinyRun.Select((argument, i) => i > 0 && TinyRun[i - 1] == "--sft.steps" ? "100000" : argument);
+        var arguments = new[] { "run", "--config", config }.Concat(longSft).Concat(["--output_dir", output]);
+        var run = ServiceProcess.Start("run", dll, arguments, Path.Combine(output, "run.log"));
+        try
+        {
+            await run.WaitForLineAsync(l => l.Contains("SFT step 1/100000", StringComparison.Ordinal), TimeSpan.FromMinutes(2));
+            // Far from the end of SFT: without the signal this run would take hours.
+            Assert.True(await run.TerminateAsync(TimeSpan.FromSeconds(30)), $"SIGTERM did not stop the run within 30 s:\n{run.Tail()}");
+            Assert.Equal(130, run.ExitCode);
+            Assert.Contains(run.Lines, l => l.Contains("interrupted", StringComparison.Ordinal));
+        }
+        finally
+        {
+            run.Dispose();
+            Directory.Delete(output, recursive: true);
+        }
+    }
+
     private static string MainJob(string output)
     {
         var dll = KafkaMock.FindCli(out var reason) ?? throw new InvalidOperationException(reason);
