@@ -39,8 +39,11 @@ const string Usage = """
                  --steps N (2000) --lr X (0.003) --seed N (1) --threads N (all cores)
 
       kafka-mock librdkafka's mock Kafka cluster in this process for other processes to use: prints its bootstrap
-                 address on the first line and runs until stdin closes or SIGTERM. --brokers N (1) --partitions P (4,
-                 for the pipeline's topics) --rebalance-delay-ms MS (3000) --ignore-stdin (stop on signals only)
+                 address on the first line and runs until stdin closes or SIGTERM. Each stdin line is a fault command,
+                 answered "ok" or "error: ..." on stdout: down B | up B | leader TOPIC PARTITION B | coordinator GROUP B |
+                 errors API ERROR... (e.g. errors produce NotLeaderForPartition RequestTimedOut) | clear API | rtt B MS.
+                 --brokers N (1) --partitions P (4, for the pipeline's topics) --rebalance-delay-ms MS (3000)
+                 --ignore-stdin (no commands; stop on signals only)
       bench-kafka KafkaEventBus against a raw Confluent.Kafka producer/consumer with rollout-sized messages on a
                  mock cluster; writes a results table. --out FILE (bench-kafka.md) --quick --completions N --tokens N
 
