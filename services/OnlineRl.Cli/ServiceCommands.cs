@@ -47,7 +47,7 @@ internal static class ServiceCommands
             {
                 await (service switch
                 {
-                    "feeder" => PipelineServices.RunFeederAsync(config, bus, Log, stop.Token),
+                    "feeder" => PipelineServices.RunFeederAsync(config, bus, blobs, Log, stop.Token),
                     "generator" => PipelineServices.RunGeneratorAsync(config, bus, blobs,
                         Transports.CreateGeneratorStatus(config.Transport, PipelineServices.WeightsPrefix(config)), Log, stop.Token),
                     "scorer" => PipelineServices.RunScorerAsync(config, bus, Log, stop.Token),

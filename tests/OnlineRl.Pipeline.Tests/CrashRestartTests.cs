@@ -30,7 +30,7 @@ public class CrashRestartTests
         using var stop = new CancellationTokenSource();
         var services = new[]
         {
-            Task.Run(() => PipelineServices.RunFeederAsync(config with { Service = new ServiceSection { Id = "feeder" } }, bus, _ => { }, stop.Token)),
+            Task.Run(() => PipelineServices.RunFeederAsync(config with { Service = new ServiceSection { Id = "feeder" } }, bus, blobs, _ => { }, stop.Token)),
             Task.Run(() => PipelineServices.RunGeneratorAsync(config with { Service = new ServiceSection { Id = "generator-a" } }, bus, blobs, status, _ => { }, stop.Token)),
             Task.Run(() => PipelineServices.RunScorerAsync(config with { Service = new ServiceSection { Id = "scorer-a" } }, bus, _ => { }, stop.Token)),
         };
