@@ -28,7 +28,8 @@ internal static class ServiceCommands
                 Port = config.Service.MetricsPort, ServiceName = $"onlinerl-{service}", Readiness = () => readiness,
             });
             Log($"metrics on port {endpoint.Port}");
-            await using var bus = Transports.CreateBus(config.Transport);
+            using var deliveries = PipelineServices.DeliveryJournal(config, config.Service.Id);
+            await using var bus = Transports.CreateBus(config.Transport, deliveries);
             var blobs = Transports.CreateBlobStore(config.Transport);
             readiness = Readiness.Ready;
             // SIGTERM (docker stop, Kubernetes) and Ctrl-C stop gracefully: work in hand is finished or handed back.

@@ -24,9 +24,10 @@ namespace OnlineRl.Messaging.Kafka;
 /// <para>Nack: the message goes to the back of the subscription's own queue (a local redelivery). Seeking back
 /// instead would re-read every later message of the partition too; the offset stays uncommitted, so if this
 /// consumer leaves first the group's next owner of the partition gets the message.</para>
-/// <para>Delivery count: Kafka keeps none; the bus counts deliveries in this process (see
-/// <see cref="BusMessage.DeliveryCount"/>): nacks and handovers between subscriptions of this bus raise it, a
-/// message that moves to another process starts again at 1.</para>
+/// <para>Delivery count: Kafka keeps none; the bus counts each hand-over of a message to a reader in its
+/// <see cref="KafkaEventBusOptions.Deliveries"/> journal: by default in this process (nacks and handovers between
+/// subscriptions of this bus raise it, a message that moves to another process starts again at 1), with a journal
+/// shared by the run's processes (its ledger) across restarts.</para>
 /// <para>Topics: created on first use with <see cref="KafkaEventBusOptions.TopicPartitions"/> partitions; a
 /// broker without the CreateTopics call (e.g. <see cref="MockKafkaCluster"/>) auto-creates them instead.</para>
 /// <para>Backpressure: <see cref="PublishAsync"/> waits while the producer's queue is full
@@ -77,6 +78,7 @@ public sealed partial class KafkaEventBus : IEventBus
                     nameof(options));
         _options = options;
         _logger = logger ?? NullLogger.Instance;
+        Deliveries = options.Deliveries ?? new DeliveryCounter();
 
         var config = ClientConfig();
         config["enable.idempotence"] = "true";
@@ -188,7 +190,7 @@ public sealed partial class KafkaEventBus : IEventBus
 
     internal ILogger Logger => _logger;
 
-    internal DeliveryCounter Deliveries { get; } = new();
+    internal IDeliveryJournal Deliveries { get; }
 
     internal bool IsDisposed => Volatile.Read(ref _disposed) == 1;
 

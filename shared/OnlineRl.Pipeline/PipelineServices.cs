@@ -144,6 +144,15 @@ public static class PipelineServices
     public static LedgerWriter? Ledger(RunConfig config, string serviceId) =>
         config.Train.LedgerDir.Length == 0 ? null : new LedgerWriter(config.Train.LedgerDir, serviceId);
 
+    /// <summary>
+    /// Where a service counts its Kafka deliveries so that the counts hold across restarts: the run's ledger (null
+    /// without <c>train.ledger_dir</c> or on another bus; the bus then counts per process).
+    /// </summary>
+    public static LedgerDeliveryJournal? DeliveryJournal(RunConfig config, string serviceId) =>
+        config.Train.LedgerDir.Length == 0 || !config.Transport.Bus.StartsWith("kafka://", StringComparison.Ordinal)
+            ? null
+            : new LedgerDeliveryJournal(config.Train.LedgerDir, serviceId);
+
     /// <summary>The allowed policy lag (0 when generation and learning strictly alternate).</summary>
     public static int MaxPolicyLag(RunConfig config) => config.Train.Overlap ? config.Train.MaxPolicyLag : 0;
 

@@ -27,8 +27,11 @@ public static class Transports
     public static bool IsShared(string uri) => uri != InProcess && uri != Memory;
 
     /// <summary>The event bus named by <c>transport.bus</c>.</summary>
+    /// <param name="transport">The transport settings.</param>
+    /// <param name="deliveries">Kafka only: where deliveries are counted (null: in this process; see
+    /// <see cref="LedgerDeliveryJournal"/> for counts that survive restarts).</param>
     /// <exception cref="ConfigException">The URI is invalid or its transport is not built in.</exception>
-    public static IEventBus CreateBus(TransportSection transport)
+    public static IEventBus CreateBus(TransportSection transport, IDeliveryJournal? deliveries = null)
     {
         if (transport.Bus == InProcess) return new InProcessEventBus();
         if (!IsBusUri(transport.Bus)) throw new ConfigException($"config key 'transport.bus': '{transport.Bus}' is not inproc, redis://HOST:PORT or kafka://HOST:PORT[,HOST:PORT...]");
@@ -36,7 +39,7 @@ public static class Transports
         {
             try
             {
-                return new KafkaEventBus(KafkaEventBusOptions.FromUri(transport.Bus, transport.Kafka));
+                return new KafkaEventBus(KafkaEventBusOptions.FromUri(transport.Bus, transport.Kafka) with { Deliveries = deliveries });
             }
             catch (ArgumentException e)
             {
