@@ -28,9 +28,11 @@ internal static class ServiceCommands
                 Port = config.Service.MetricsPort, ServiceName = $"onlinerl-{service}", Readiness = () => readiness,
             });
             Log($"metrics on port {endpoint.Port}");
+            // Transport problems (a broker down, Redis restarting, a rebalance) are logged, not only retried.
+            using var logs = ServiceLogging.CreateLoggerFactory();
             using var deliveries = PipelineServices.DeliveryJournal(config, config.Service.Id);
-            await using var bus = Transports.CreateBus(config.Transport, deliveries);
-            var blobs = Transports.CreateBlobStore(config.Transport);
+            await using var bus = Transports.CreateBus(config.Transport, deliveries, logs);
+            var blobs = Transports.CreateBlobStore(config.Transport, logs);
             readiness = Readiness.Ready;
             // SIGTERM (docker stop, Kubernetes) and Ctrl-C stop gracefully: work in hand is finished or handed back.
             using var stop = new CancellationTokenSource();

@@ -25,6 +25,12 @@ public sealed record LearnerWorkerOptions
     public int EvalEvery { get; init; }
     /// <summary>With a <see cref="LearnerStateStore"/>: checkpoint (and only then acknowledge) every N updates.</summary>
     public int CheckpointEvery { get; init; } = 1;
+    /// <summary>
+    /// The number of prompts the feeder publishes in all (<c>task.max_prompts</c>; 0: endless). Once every one of them
+    /// is trained, dropped or waiting, the learner trains what waits (a smaller last batch) and stops: prompts dropped
+    /// as stale are not replaced, so waiting for full batches would wait forever.
+    /// </summary>
+    public long MaxPrompts { get; init; }
     /// <summary>This learner's consumer id and dead-letter service name.</summary>
     public string ServiceId { get; init; } = "learner";
 }
@@ -83,6 +89,12 @@ public sealed class LearnerWorker(IEventBus bus, WeightStore store, Learner lear
     /// <summary>Prompt ids trained on, in order (restored from the checkpoint after a restart).</summary>
     public List<string> TrainedPrompts { get; } = new();
 
+    /// <summary>
+    /// The size of the last update when the feed ran out before a full batch (prompts dropped as stale leave the last
+    /// batch short; see <see cref="LearnerWorkerOptions.MaxPrompts"/>); null when every update was full.
+    /// </summary>
+    public int? ShortLastBatch { get; private set; }
+
     /// <summary>The learner step a restart resumed from (null: a fresh start).</summary>
     public long? RestoredStep { get; private set; }
 
@@ -117,8 +129,16 @@ public sealed class LearnerWorker(IEventBus bus, WeightStore store, Learner lear
                     cancellationToken).ConfigureAwait(false);
                 // Dropped prompts free admission slots: tell the feeder even without a new version.
                 if (DroppedStale != droppedBefore) await AnnounceAsync(cancellationToken).ConfigureAwait(false);
-                if (buffer.Count < options.PromptsPerStep) continue;
+                // A bounded feed whose every prompt is here: train what waits, even a smaller batch, then stop.
+                var feedExhausted = options.MaxPrompts > 0 && consumed.Count + buffered.Count >= options.MaxPrompts;
+                if (buffer.Count < options.PromptsPerStep && !(feedExhausted && buffer.Count > 0))
+                {
+                    if (feedExhausted) break;
+                    continue;
+                }
+                if (buffer.Count < options.PromptsPerStep) ShortLastBatch = buffer.Count;
                 await StepAsync(subscription, clock, cancellationToken).ConfigureAwait(false);
+                if (feedExhausted && buffer.Count == 0) break;
                 if (options.TimeLimit is { } t && clock.Elapsed >= t) break;
             }
         }

@@ -196,6 +196,7 @@ public static class PipelineServices
         TimeLimit = config.Train.TimeLimitMinutes > 0 ? TimeSpan.FromMinutes(config.Train.TimeLimitMinutes) : null,
         PublishAdaptersOnly = config.Model.LoraRank > 0, EvalEvery = config.Train.EvalEvery,
         CheckpointEvery = config.Train.CheckpointEvery > 0 ? config.Train.CheckpointEvery : 1, ServiceId = serviceId,
+        MaxPrompts = config.Task.MaxPrompts,
     };
 
     /// <summary>Separate service processes need a shared bus and weight store: inproc and memory are refused, naming the key.</summary>
@@ -272,6 +273,8 @@ public static class PipelineServices
             session.HeldOutCount > 0 ? session.Evaluate : null, report => log(InProcessRun.ProgressLine(report)), session.StateStore, ledger,
             Transports.CreateGeneratorStatus(config.Transport, WeightsPrefix(config)));
         await worker.RunAsync(cancellationToken).ConfigureAwait(false);
+        if (worker.ShortLastBatch is { } last)
+            log($"all {config.Task.MaxPrompts} prompts of the feed are consumed ({worker.DroppedStale} dropped as stale): the last update used {last}");
         if (session.HeldOutCount > 0) log($"held-out accuracy after RL: {session.Evaluate():P1}");
         log($"learner {config.Service.Id}: {session.Learner.StepCount} steps, weights v{worker.Version}, dropped stale {worker.DroppedStale}, duplicates {worker.Duplicates}" +
             (worker.RestoredStep is { } step ? $", resumed from step {step}" : ""));

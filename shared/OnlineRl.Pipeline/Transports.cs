@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Logging;
 using OnlineRl.Messaging;
 using OnlineRl.Messaging.Kafka;
 using OnlineRl.Redis;
@@ -30,8 +31,9 @@ public static class Transports
     /// <param name="transport">The transport settings.</param>
     /// <param name="deliveries">Kafka only: where deliveries are counted (null: in this process; see
     /// <see cref="LedgerDeliveryJournal"/> for counts that survive restarts).</param>
+    /// <param name="logs">Where the transport reports connection problems, broker errors and rebalances (null: nowhere).</param>
     /// <exception cref="ConfigException">The URI is invalid or its transport is not built in.</exception>
-    public static IEventBus CreateBus(TransportSection transport, IDeliveryJournal? deliveries = null)
+    public static IEventBus CreateBus(TransportSection transport, IDeliveryJournal? deliveries = null, ILoggerFactory? logs = null)
     {
         if (transport.Bus == InProcess) return new InProcessEventBus();
         if (!IsBusUri(transport.Bus)) throw new ConfigException($"config key 'transport.bus': '{transport.Bus}' is not inproc, redis://HOST:PORT or kafka://HOST:PORT[,HOST:PORT...]");
@@ -39,23 +41,27 @@ public static class Transports
         {
             try
             {
-                return new KafkaEventBus(KafkaEventBusOptions.FromUri(transport.Bus, transport.Kafka) with { Deliveries = deliveries });
+                return new KafkaEventBus(KafkaEventBusOptions.FromUri(transport.Bus, transport.Kafka) with { Deliveries = deliveries },
+                    logs?.CreateLogger("OnlineRl.Kafka"));
             }
             catch (ArgumentException e)
             {
                 throw new ConfigException($"config key 'transport.kafka': {e.Message}");
             }
         }
-        return new RedisEventBus(new RedisEventBusOptions { Address = transport.Bus });
+        var options = new RedisEventBusOptions { Address = transport.Bus };
+        return new RedisEventBus(logs is null ? options : options with { Logger = logs.CreateLogger("OnlineRl.Redis") });
     }
 
     /// <summary>The blob store for weights named by <c>transport.weights</c>.</summary>
+    /// <param name="transport">The transport settings.</param>
+    /// <param name="logs">Where the store reports retries while Redis is unreachable (null: nowhere).</param>
     /// <exception cref="ConfigException">The URI is invalid or its store is not built in.</exception>
-    public static IBlobStore CreateBlobStore(TransportSection transport)
+    public static IBlobStore CreateBlobStore(TransportSection transport, ILoggerFactory? logs = null)
     {
         if (transport.Weights == Memory) return new InMemoryBlobStore();
         if (!IsWeightsUri(transport.Weights)) throw new ConfigException($"config key 'transport.weights': '{transport.Weights}' is not memory or redis://HOST:PORT");
-        return new RedisBlobStore(Connection(transport.Weights).GetDatabase());
+        return new RedisBlobStore(Connection(transport.Weights).GetDatabase(), logger: logs?.CreateLogger("OnlineRl.Weights"));
     }
 
     /// <summary>
