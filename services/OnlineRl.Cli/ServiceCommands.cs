@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using OnlineRl.Messaging;
 using OnlineRl.Pipeline;
 using OnlineRl.ServiceDefaults;
 
@@ -67,6 +68,12 @@ internal static class ServiceCommands
         {
             Console.Error.WriteLine($"error: {e.Message}");
             return 2;
+        }
+        catch (TransportAuthenticationException e)
+        {
+            // A refused password or certificate: say so and stop, instead of retrying for ever.
+            Console.Error.WriteLine($"error: {e.Message}");
+            return 3;
         }
         catch (IOException e) when (e.Message.Contains("service.metrics_port", StringComparison.Ordinal))
         {

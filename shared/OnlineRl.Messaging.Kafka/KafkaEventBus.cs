@@ -54,6 +54,8 @@ public sealed partial class KafkaEventBus : IEventBus
     private readonly ConcurrentDictionary<string, Lazy<Task>> _topicsReady = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<(string Topic, string Group, string Consumer), KafkaSubscription> _subscriptions = new();
     private readonly CancellationTokenSource _disposing = new();
+    /// <summary>Faulted with a <see cref="TransportAuthenticationException"/> once the brokers refuse this client's credentials or TLS.</summary>
+    private readonly TaskCompletionSource _refused = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private int _disposed;
 
     /// <summary>Creates the bus and its producer (connections open lazily).</summary>
@@ -88,7 +90,7 @@ public sealed partial class KafkaEventBus : IEventBus
         config["dotnet.producer.delivery.report.fields"] = "status";
         _producer = BuildClient(() => new ProducerBuilder<string, byte[]>(config)
             .SetLogHandler((_, log) => LogClient(log))
-            .SetErrorHandler((_, error) => LogClientError(_logger, "producer", error.Code, error.Reason, error.IsFatal))
+            .SetErrorHandler((_, error) => OnClientError("producer", error))
             .Build());
         _admin = new DependentAdminClientBuilder(_producer.Handle).Build();
     }
@@ -126,7 +128,10 @@ public sealed partial class KafkaEventBus : IEventBus
             DeliveryReport<string, byte[]> report;
             try
             {
-                report = await delivered.Task.WaitAsync(_disposing.Token).ConfigureAwait(false);
+                // librdkafka retries a refused login for ever: the refusal ends the wait instead (see OnClientError).
+                await Task.WhenAny(delivered.Task, _refused.Task).WaitAsync(_disposing.Token).ConfigureAwait(false);
+                if (!delivered.Task.IsCompleted) await _refused.Task.ConfigureAwait(false);
+                report = await delivered.Task.ConfigureAwait(false);
             }
             catch (OperationCanceledException) when (_disposing.IsCancellationRequested)
             {
@@ -189,6 +194,27 @@ public sealed partial class KafkaEventBus : IEventBus
     }
 
     internal ILogger Logger => _logger;
+
+    /// <summary>Why the brokers refused this client (its credentials or TLS), or null.</summary>
+    internal Exception? Refusal => _refused.Task.Exception?.InnerException;
+
+    /// <summary>
+    /// Logs a client's error. An authentication or TLS failure is not retried into a hang: every waiting and later
+    /// publish and receive of the bus fails with a <see cref="TransportAuthenticationException"/> naming the brokers.
+    /// </summary>
+    internal void OnClientError(string client, Error error)
+    {
+        LogClientError(_logger, client, error.Code, error.Reason, error.IsFatal);
+        if (error.Code is not (ErrorCode.Local_Authentication or ErrorCode.SaslAuthenticationFailed or ErrorCode.Local_Ssl
+            or ErrorCode.UnsupportedSaslMechanism or ErrorCode.IllegalSaslState)) return;
+        var settings = string.Join(", ", new[] { "security.protocol", "sasl.mechanism", "sasl.username" }
+            .Where(_options.Settings.ContainsKey)
+            .Select(key => key == "sasl.username" ? "sasl.username (set)" : $"{key}={_options.Settings[key]}"));
+        var refusal = new TransportAuthenticationException(
+            $"Kafka at {_options.BootstrapServers} refused the connection ({(settings.Length == 0 ? "no security settings" : settings)}): {error.Reason}");
+        if (!_refused.TrySetException(refusal)) return;
+        foreach (var subscription in _subscriptions.Values) subscription.Refused();
+    }
 
     internal IDeliveryJournal Deliveries { get; }
 
@@ -256,6 +282,9 @@ public sealed partial class KafkaEventBus : IEventBus
             SyslogLevel.Notice or SyslogLevel.Info => LogLevel.Information,
             _ => LogLevel.Debug,
         };
+        // Settings go to every client, so each producer is told that consumer properties do not concern it (and the
+        // other way round): expected, not worth a warning.
+        if (log.Facility == "CONFWARN" && log.Message.Contains(" property and will be ignored by this ", StringComparison.Ordinal)) level = LogLevel.Debug;
         LogLibrdkafka(_logger, level, log.Name, log.Facility, log.Message);
     }
 
@@ -270,6 +299,7 @@ public sealed partial class KafkaEventBus : IEventBus
     private void ThrowIfDisposed()
     {
         if (IsDisposed) throw new ObjectDisposedException(nameof(KafkaEventBus), "The Kafka event bus has been disposed.");
+        if (Refusal is { } refusal) throw refusal;
     }
 
     [LoggerMessage(Message = "librdkafka {Client} {Facility}: {Text}")]

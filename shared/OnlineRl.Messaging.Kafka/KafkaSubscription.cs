@@ -52,7 +52,7 @@ public sealed partial class KafkaSubscription : IEventSubscription
         // Rebalance callbacks run on the poll thread inside Consume/Close.
         _consumer = KafkaEventBus.BuildClient(() => new ConsumerBuilder<string, byte[]>(config)
             .SetLogHandler((_, log) => bus.LogClient(log))
-            .SetErrorHandler((_, error) => KafkaEventBus.LogClientError(bus.Logger, consumerId, error.Code, error.Reason, error.IsFatal))
+            .SetErrorHandler((_, error) => bus.OnClientError(consumerId, error))
             .SetPartitionsAssignedHandler((_, partitions) => OnAssigned(partitions))
             .SetPartitionsRevokedHandler((_, partitions) => OnRevoked(partitions))
             .SetPartitionsLostHandler((_, partitions) => OnLost(partitions))
@@ -409,8 +409,15 @@ public sealed partial class KafkaSubscription : IEventSubscription
         return result;
     }
 
+    /// <summary>The brokers refused the bus's credentials or TLS: waiting readers fail with the reason.</summary>
+    internal void Refused()
+    {
+        lock (_gate) Pulse();
+    }
+
     private void ThrowIfUnusable()
     {
+        if (_bus.Refusal is { } refusal) throw refusal;
         if (_bus.IsDisposed || _disposed)
             throw new ObjectDisposedException(nameof(IEventSubscription),
                 $"The Kafka subscription of consumer '{ConsumerId}' (group '{GroupId}', topic '{Topic}') has been disposed.");

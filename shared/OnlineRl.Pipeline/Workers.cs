@@ -171,8 +171,10 @@ public sealed class GeneratorWorker
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         var prompts = Channel.CreateBounded<(PromptMessage Prompt, BusMessage Raw, IEventSubscription From)>(batchPrompts);
         if (status is not null) await status.ReportAsync(GeneratorId, HeldVersion, cancellationToken).ConfigureAwait(false);
-        var watcher = WatchPolicyAsync(linked.Token);
-        var pump = PumpPromptsAsync(prompts.Writer, linked.Token);
+        // Either background loop failing (e.g. the bus refused our credentials) ends the run with its error: the
+        // prompt channel is completed with it, so the main loop's wait throws instead of waiting for ever.
+        var watcher = FailInto(prompts.Writer, WatchPolicyAsync(linked.Token));
+        var pump = FailInto(prompts.Writer, PumpPromptsAsync(prompts.Writer, linked.Token));
         try
         {
             while (true)
@@ -186,6 +188,7 @@ public sealed class GeneratorWorker
                 var required = Math.Max(batch.Max(b => b.Prompt.MinPolicyVersion), 1);
                 while (Interlocked.Read(ref announced) < required || HeldVersion < required)
                 {
+                    if (watcher.IsFaulted) await watcher.ConfigureAwait(false); // no announcement will come
                     await SwapWeightsIfNewerAsync(linked.Token).ConfigureAwait(false);
                     if (HeldVersion < required) await Task.Delay(2, linked.Token).ConfigureAwait(false);
                 }
@@ -197,6 +200,19 @@ public sealed class GeneratorWorker
         {
             await linked.CancelAsync().ConfigureAwait(false);
             await Task.WhenAll(watcher.ContinueWith(_ => { }, TaskScheduler.Default), pump.ContinueWith(_ => { }, TaskScheduler.Default)).ConfigureAwait(false);
+        }
+    }
+
+    private static async Task FailInto(ChannelWriter<(PromptMessage, BusMessage, IEventSubscription)> writer, Task loop)
+    {
+        try
+        {
+            await loop.ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            writer.TryComplete(e);
+            throw;
         }
     }
 
