@@ -44,6 +44,9 @@ public sealed partial class KafkaEventBus : IEventBus
     /// <summary>How often librdkafka commits the offsets a subscription stored (its acknowledged prefix).</summary>
     internal static readonly TimeSpan CommitInterval = TimeSpan.FromMilliseconds(100);
 
+    /// <summary>Failed TLS handshakes after which the brokers count as refusing this client's TLS settings.</summary>
+    private const int RefusedTlsHandshakes = 3;
+
     /// <summary>How long a publisher waits before retrying when the producer queue is full.</summary>
     private static readonly TimeSpan QueueFullRetryDelay = TimeSpan.FromMilliseconds(5);
 
@@ -57,6 +60,7 @@ public sealed partial class KafkaEventBus : IEventBus
     /// <summary>Faulted with a <see cref="TransportAuthenticationException"/> once the brokers refuse this client's credentials or TLS.</summary>
     private readonly TaskCompletionSource _refused = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private int _disposed;
+    private int _failedTlsHandshakes;
 
     /// <summary>Creates the bus and its producer (connections open lazily).</summary>
     /// <param name="options">Brokers and client settings.</param>
@@ -205,8 +209,13 @@ public sealed partial class KafkaEventBus : IEventBus
     internal void OnClientError(string client, Error error)
     {
         LogClientError(_logger, client, error.Code, error.Reason, error.IsFatal);
-        if (error.Code is not (ErrorCode.Local_Authentication or ErrorCode.SaslAuthenticationFailed or ErrorCode.Local_Ssl
-            or ErrorCode.UnsupportedSaslMechanism or ErrorCode.IllegalSaslState)) return;
+        var refused = error.Code is ErrorCode.Local_Authentication or ErrorCode.SaslAuthenticationFailed or ErrorCode.Local_Ssl
+            or ErrorCode.UnsupportedSaslMechanism or ErrorCode.IllegalSaslState;
+        // A TLS handshake cut off by the broker (librdkafka: "SSL handshake failed", often TLS to a plaintext listener)
+        // is reported as a transport error, like a broker that is down; only its repetition marks a refusal.
+        if (!refused && error.Code == ErrorCode.Local_Transport && error.Reason.Contains("SSL handshake failed", StringComparison.Ordinal))
+            refused = Interlocked.Increment(ref _failedTlsHandshakes) >= RefusedTlsHandshakes;
+        if (!refused) return;
         var settings = string.Join(", ", new[] { "security.protocol", "sasl.mechanism", "sasl.username" }
             .Where(_options.Settings.ContainsKey)
             .Select(key => key == "sasl.username" ? "sasl.username (set)" : $"{key}={_options.Settings[key]}"));
