@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The main job: installs missing Debian packages, builds the native shim and the solution, then runs
+# The main job: installs missing Debian packages, builds the solution (TorchSharp and libtorch come from NuGet), then runs
 # an online RL run on the embedded default (all services in one process, in-process bus): GRPO on the
 # synthetic "a+b=" task, configured by services/OnlineRl.Cli/configs/grpo-addition.yaml.
 # Extra arguments override config keys, e.g. ./run.sh --train.steps 50 --algorithm.name dpo

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The whole test suite: installs missing Debian packages, builds the native shim and the solution,
+# The whole test suite: installs missing Debian packages, builds the solution (TorchSharp and libtorch come from NuGet),
 # runs every test project, and ends with one line "N passed, N failed, N skipped".
 # Exit code: non-zero when any test failed or a test project could not run.
 set -uo pipefail

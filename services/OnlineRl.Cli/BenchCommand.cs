@@ -2,14 +2,15 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
-using OnlineRl.Torch;
-using OnlineRl.Torch.NN;
-using OnlineRl.Torch.Optim;
+using OnlineRl.Pipeline;
+using TorchSharp;
+using static TorchSharp.torch;
+using TorchSharp.Modules;
 
 namespace OnlineRl.Cli;
 
 /// <summary>
-/// `onlinerl bench`: times the C# binding against /usr/bin/python3's torch (the same libtorch) on this
+/// `onlinerl bench`: times TorchSharp (libtorch 2.10) against /usr/bin/python3's torch (Debian's 1.13) on this
 /// machine in one run, with the same workloads and thread count on both sides, and writes a markdown
 /// table. The Python side (bench/reference.py) runs as a subprocess that is asked to time one block at
 /// a time, so blocks of ours and of the reference alternate and a noisy machine affects both alike.
@@ -81,13 +82,18 @@ internal static class BenchCommand
             new Metric("matmul_8", "x.matmul(w), 8x8 (`using var`)", Unit.Micro, OverheadTarget, plan.OpIters, plan.OpRepeats),
             new Metric("sum_16", "x.sum(), 16 elements (`using var`)", Unit.Micro, OverheadTarget, plan.OpIters, plan.OpRepeats),
             new Metric("add_1_scope", "a + b, 1 element, one DisposeScope per call", Unit.Micro, null, plan.OpIters, plan.OpRepeats),
+            // Where the per-call cost goes: a native call with no libtorch dispatch, dispatch without a new
+            // tensor object, and a result left to the finalizer instead of disposed.
+            new Metric("dim_1", "x.dim() (one native call, no dispatch)", Unit.Micro, null, plan.OpIters, plan.OpRepeats),
+            new Metric("add_1_inplace", "a.add_(b), 1 element (dispatch, no new tensor object)", Unit.Micro, null, plan.OpIters, plan.OpRepeats),
+            new Metric("add_1_undisposed", "a + b, 1 element, result not disposed (finalizer + GC)", Unit.Micro, null, plan.OpIters, plan.OpRepeats),
             new Metric("add_inplace", $"a.add_(b), {plan.InplaceN / 1024}K elements, in place", Unit.Micro, null, plan.InplaceIters, plan.InplaceRepeats, Parallel: true),
             new Metric("matmul_big", $"matmul {n}x{n} float32", Unit.GFlops, OverheadTarget, 1, plan.MatmulRepeats, Parallel: true),
             new Metric("mlp_step", $"MLP train step ({mlp.Inputs}-{string.Join("-", Enumerable.Repeat(mlp.Hidden, mlp.Layers))}-{mlp.Classes}, batch {mlp.Batch}, AdamW)",
                 Unit.Milli, null, mlp.Steps, mlp.Repeats, Parallel: true),
         };
 
-        Console.WriteLine($"bench{(quick ? " --quick" : "")}: {Environment.ProcessorCount} cores, {threads} threads, libtorch {torch.version}");
+        Console.WriteLine($"bench{(quick ? " --quick" : "")}: {Environment.ProcessorCount} cores, {threads} threads, libtorch {torch.__version__}");
         var clock = Stopwatch.StartNew();
         var loadBefore = LoadAverage();
         if (loadBefore > Environment.ProcessorCount / 2.0)
@@ -101,18 +107,24 @@ internal static class BenchCommand
         var referenceInfo = reference is null ? null : new ReferenceInfo(reference.TorchVersion, reference.Threads, reference.Library);
 
         var results = new Dictionary<string, Result>();
+        // Which row is being measured, and how long the rest will take, as a line redrawn in place on a terminal.
+        var progress = ConsoleProgress.ForConsole();
         try
         {
             using var workloads = new Workloads(plan);
-            foreach (var metric in only is "all" or "binding" ? metrics : Array.Empty<Metric>())
+            var rows = only is "all" or "binding" ? metrics : [];
+            progress.Begin("binding row", rows.Length);
+            foreach (var (index, metric) in rows.Index())
             {
+                progress.Report(index, $"measuring {metric.Label}");
                 var result = Measure(metric, workloads.Loop(metric.Key), plan.WarmupS, plan.BudgetS, ref reference, ref referenceError);
                 results[metric.Key] = result;
                 var line = $"  {metric.Label}: ours {Format(metric, result.Ours, plan)}";
                 if (result.Reference is { } other)
                     line += $", reference {Format(metric, other, plan)}, ratio {result.Ours / other:F2} (paired median {result.PairedMedianRatio:F2})";
-                Console.WriteLine($"{line}  [{clock.Elapsed.TotalSeconds:F0}s]");
+                progress.Line(line);
             }
+            progress.End();
         }
         finally
         {
@@ -122,10 +134,9 @@ internal static class BenchCommand
             Console.WriteLine($"reference failed during the run: {referenceError}");
         Console.WriteLine($"bench done in {clock.Elapsed.TotalSeconds:F1}s");
 
-        void Progress(string line) => Console.WriteLine($"{line}  [{clock.Elapsed.TotalSeconds:F0}s]");
         var generation = only is not ("all" or "generation") ? "" : GenerationBench.Section(quick, threads, referenceInfo is null ? null : Python,
-            Path.Combine(AppContext.BaseDirectory, "bench", "qwen2_reference.py"), Progress);
-        var learning = only is not ("all" or "rl") ? "" : LearnerBench.Section(quick, threads, Progress);
+            Path.Combine(AppContext.BaseDirectory, "bench", "qwen2_reference.py"), progress.Line);
+        var learning = only is not ("all" or "rl") ? "" : LearnerBench.Section(quick, threads, progress.Line);
         var load = (Before: loadBefore, After: LoadAverage());
         var table = Render(plan, quick, metrics, results, referenceInfo, referenceError, load) + generation + learning;
         Console.WriteLine();
@@ -199,7 +210,7 @@ internal static class BenchCommand
 
     // ---- our side -------------------------------------------------------------------------------
 
-    /// <summary>The C# loops, written the way a user of the binding would write them.</summary>
+    /// <summary>The C# loops, written the way a TorchSharp user would write them.</summary>
     private sealed class Workloads : IDisposable
     {
         private readonly List<IDisposable> owned = new();
@@ -231,12 +242,16 @@ internal static class BenchCommand
                     _ = a1 + b1;
                 }
             };
+            loops["dim_1"] = count => { var d = 0L; for (var i = 0; i < count; i++) d += a1.dim(); GC.KeepAlive(d); };
+            var accumulator = Keep(torch.zeros(new long[] { 1 }));
+            loops["add_1_inplace"] = count => { for (var i = 0; i < count; i++) accumulator.add_(b1); };
+            loops["add_1_undisposed"] = count => { for (var i = 0; i < count; i++) _ = a1 + b1; };
             loops["add_inplace"] = count => { for (var i = 0; i < count; i++) bigA.add_(bigB); };
             loops["matmul_big"] = count => { for (var i = 0; i < count; i++) { using var r = ma.matmul(mb); } };
 
             var p = plan.Mlp;
             var model = Keep(new Mlp(p));
-            var optimizer = Keep(new AdamW(model.parameters(), lr: 1e-3, weight_decay: 1e-2));
+            var optimizer = Keep(torch.optim.AdamW(model.parameters(), lr: 1e-3, weight_decay: 1e-2));
             var inputs = Keep(torch.randn(new long[] { p.Batch, p.Inputs }));
             var targets = Keep(torch.randint(0, p.Classes, new long[] { p.Batch }));
             loops["mlp_step"] = count =>
@@ -269,17 +284,17 @@ internal static class BenchCommand
         }
     }
 
-    private sealed class Mlp : Module<Tensor, Tensor>
+    private sealed class Mlp : nn.Module<Tensor, Tensor>
     {
         private readonly Linear[] layers;
 
-        public Mlp(MlpPlan plan)
+        public Mlp(MlpPlan plan) : base(nameof(Mlp))
         {
             var sizes = new List<int> { plan.Inputs };
             sizes.AddRange(Enumerable.Repeat(plan.Hidden, plan.Layers));
             sizes.Add(plan.Classes);
             layers = new Linear[sizes.Count - 1];
-            for (var i = 0; i < layers.Length; i++) layers[i] = RegisterModule($"layer{i}", new Linear(sizes[i], sizes[i + 1]));
+            for (var i = 0; i < layers.Length; i++) register_module($"layer{i}", layers[i] = nn.Linear(sizes[i], sizes[i + 1]));
         }
 
         public override Tensor forward(Tensor input)
@@ -455,7 +470,7 @@ internal static class BenchCommand
         var threadNote = reference is { } r && r.Threads != plan.Threads ? $"; REFERENCE REPORTS {r.Threads}" : "";
         var referenceSource = reference is null ? $"n/a ({referenceError})"
             : referenceError is null ? $"{Python}, bench/reference.py" : $"{Python}, bench/reference.py, FAILED during the run ({referenceError})";
-        text.AppendLine(CultureInfo.InvariantCulture, $"- libtorch: {torch.version} (ours, {OurLibtorch() ?? "path unknown"}){referenceLibrary}");
+        text.AppendLine(CultureInfo.InvariantCulture, $"- libtorch: {torch.__version__} (ours, {OurLibtorch() ?? "path unknown"}){referenceLibrary}");
         text.AppendLine(CultureInfo.InvariantCulture, $"- Threads: {plan.Threads} (torch.set_num_threads{(reference is null ? "" : ", the same on both sides")}{threadNote})");
         text.AppendLine(CultureInfo.InvariantCulture, $"- BLAS: {Blas()}");
         var busy = load.Before > Environment.ProcessorCount / 2.0 || load.After > Environment.ProcessorCount + 0.5;
@@ -463,7 +478,7 @@ internal static class BenchCommand
         text.AppendLine(CultureInfo.InvariantCulture, $"- Load average (1 min): {load.Before:F2} before, {load.After:F2} after (the bench itself adds about 1){busyNote}");
         text.AppendLine(CultureInfo.InvariantCulture, $"- .NET {Environment.Version}; reference: {referenceSource}");
         text.AppendLine(CultureInfo.InvariantCulture,
-            $"- Method: after a warm-up of {plan.WarmupS:F1}s per side, timed blocks of ours and of the reference (a Python subprocess asked to time one block at a time) alternate, so a busy machine slows both alike. \"ours\" and \"reference\" are each side's fastest block (minimum time per iteration); \"ratio\" compares those; \"paired median\" is the median over block pairs of ours / the reference block right after it. Each row stops adding blocks after {plan.BudgetS:F0}s (at least {MinimumBlocks}); \"blocks\" says how many pairs it got. Per-op rows: up to {plan.OpRepeats} blocks of {plan.OpIters:N0} calls; C# disposes each result with `using var` (the scope row instead opens and closes one DisposeScope around each call), Python drops its reference. In-place add: up to {plan.InplaceRepeats} blocks of {plan.InplaceIters}. Rows that use libtorch's OpenMP threads (in-place add, matmul, MLP) pause {SettlePause.TotalMilliseconds:F0} ms before each block so the other side's spinning OpenMP threads go idle first. Matmul: up to {plan.MatmulRepeats} single calls. MLP: up to {plan.Mlp.Repeats} blocks of {plan.Mlp.Steps} steps (zero_grad to None, forward with ReLU, cross entropy, backward, AdamW; C# with one DisposeScope per step and the binding's native AdamW, Python torch.optim.AdamW with foreach=False).");
+            $"- Method: after a warm-up of {plan.WarmupS:F1}s per side, timed blocks of ours and of the reference (a Python subprocess asked to time one block at a time) alternate, so a busy machine slows both alike. \"ours\" and \"reference\" are each side's fastest block (minimum time per iteration); \"ratio\" compares those; \"paired median\" is the median over block pairs of ours / the reference block right after it. Each row stops adding blocks after {plan.BudgetS:F0}s (at least {MinimumBlocks}); \"blocks\" says how many pairs it got. Per-op rows: up to {plan.OpRepeats} blocks of {plan.OpIters:N0} calls; C# disposes each result with `using var` (the scope row instead opens and closes one DisposeScope around each call), Python drops its reference. In-place add: up to {plan.InplaceRepeats} blocks of {plan.InplaceIters}. Rows that use libtorch's OpenMP threads (in-place add, matmul, MLP) pause {SettlePause.TotalMilliseconds:F0} ms before each block so the other side's spinning OpenMP threads go idle first. Matmul: up to {plan.MatmulRepeats} single calls. MLP: up to {plan.Mlp.Repeats} blocks of {plan.Mlp.Steps} steps (zero_grad to None, forward with ReLU, cross entropy, backward, AdamW; C# with one DisposeScope per step and TorchSharp's torch.optim.AdamW, Python torch.optim.AdamW with foreach=False).");
         text.AppendLine("- Ratio = our time / reference time (for GFLOP/s: reference GFLOP/s / ours), so <= 1.0 means we are as fast or faster.");
         text.AppendLine();
         if (results.Count == 0) return text.ToString(); // --only skipped the binding rows
@@ -474,7 +489,7 @@ internal static class BenchCommand
             var result = results[metric.Key];
             var ratio = result.Reference is { } other ? result.Ours / other : (double?)null;
             var referenceText = result.Reference is { } value ? Format(metric, value, plan) : "n/a";
-            if (metric.Key == "add_1_scope" && result.Reference is not null) referenceText += " (plain a + b)";
+            if (metric.Key is "add_1_scope" or "add_1_undisposed" && result.Reference is not null) referenceText += " (plain a + b)";
             var target = metric.Target switch
             {
                 null => "-",

@@ -3,7 +3,8 @@ using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using OnlineRl.Model;
-using OnlineRl.Torch;
+using TorchSharp;
+using static TorchSharp.torch;
 
 namespace OnlineRl.Cli;
 
@@ -27,7 +28,7 @@ internal static class GenerationBench
         torch.manual_seed(0);
         using var model = new TransformerModel(BenchModel);
         Checkpoint.Save(model, directory);
-        return model.parameter_count();
+        return model.ParameterCount;
     }
 
     /// <summary>
@@ -47,7 +48,7 @@ internal static class GenerationBench
         using var model = Checkpoint.Load(directory);
         torch.manual_seed(0);
         var prompts = Enumerable.Range(0, batch)
-            .Select(_ => torch.randint(0, model.Config.VocabSize, new long[] { promptLength }).data<long>().Select(v => (int)v).ToArray()).ToList();
+            .Select(_ => torch.randint(0, model.Config.VocabSize, new long[] { promptLength }).data<long>().ToArray().Select(v => (int)v).ToArray()).ToList();
         var sampling = new SamplingOptions { MaxNewTokens = newTokens, Temperature = 1.0, Seed = 1 };
         var best = double.MaxValue;
         for (var r = 0; r < repeats; r++)

@@ -4,7 +4,8 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using OnlineRl.Model;
 using OnlineRl.Pipeline;
-using OnlineRl.Torch;
+using TorchSharp;
+using static TorchSharp.torch;
 using OnlineRl.Training;
 
 namespace OnlineRl.Cli;
@@ -49,10 +50,10 @@ internal static class LearnerBench
             var options = InProcessRun.LearnerOptionsFrom(config);
             var tokenizer = PolicySetup.Tokenizer(config);
             torch.manual_seed(0);
-            using var policy = PolicySetup.Create(config, tokenizer, ModelHeads.None, Device.CPU);
+            using var policy = PolicySetup.Create(config, tokenizer, ModelHeads.None, CPU);
             // A second initialisation rather than a copy of the policy, so that the KL term is not zero.
             torch.manual_seed(1);
-            using var reference = PolicySetup.Create(config, tokenizer, ModelHeads.None, Device.CPU);
+            using var reference = PolicySetup.Create(config, tokenizer, ModelHeads.None, CPU);
             foreach (var p in reference.parameters()) p.requires_grad = false;
             Checkpoint.Save(policy, Path.Combine(directory, "policy"));
             Checkpoint.Save(reference, Path.Combine(directory, "reference"));

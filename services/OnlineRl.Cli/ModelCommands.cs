@@ -3,7 +3,8 @@ using OnlineRl.Model;
 using OnlineRl.Pipeline;
 using OnlineRl.Rewards;
 using OnlineRl.Tokenizers;
-using OnlineRl.Torch;
+using TorchSharp;
+using static TorchSharp.torch;
 using OnlineRl.Training;
 
 namespace OnlineRl.Cli;
@@ -88,7 +89,7 @@ internal static class ModelCommands
         using var model = new TransformerModel(config, ScalarType.Float32);
         Checkpoint.Save(model, output, dtype: config.WeightType);
         ModelTokenizers.SaveWithModel(tokenizer, tokenizerSpec, output);
-        Console.WriteLine($"wrote {output}: {config.ModelType}, {model.parameter_count():N0} parameters ({config.TorchDtype}), vocabulary {config.VocabSize}");
+        Console.WriteLine($"wrote {output}: {config.ModelType}, {model.ParameterCount:N0} parameters ({config.TorchDtype}), vocabulary {config.VocabSize}");
         return 0;
     }
 
@@ -104,7 +105,7 @@ internal static class ModelCommands
             Temperature = options.Double("temperature", 1.0), TopK = options.Int("top-k", 0), TopP = options.Double("top-p", 1.0),
             Seed = options.Long("seed", 0),
         };
-        var device = Device.Parse(options.String("device", "cpu"));
+        var device = Devices.Parse(options.String("device", "cpu"));
         options.RejectUnknown();
         if (modelDir.Length == 0 || prompt.Length == 0) throw new UsageException("--model DIR and --prompt TEXT are required");
         var tokenizer = ModelTokenizers.Load(modelDir);
@@ -144,25 +145,24 @@ internal static class ModelCommands
             ["model.checkpoint"] = modelDir, ["task.kind"] = dataset.Length > 0 ? "jsonl" : "addition", ["task.path"] = dataset,
         });
         var tokenizer = PolicySetup.Tokenizer(config);
-        var tasks = TaskSource.Create(config.Task, sft.Seed, Console.WriteLine);
-        using var model = PolicySetup.Create(config, tokenizer, ModelHeads.None, Device.CPU);
+        var progress = ConsoleProgress.ForConsole();
+        var tasks = TaskSource.Create(config.Task, sft.Seed, progress.Line);
+        using var model = PolicySetup.Create(config, tokenizer, ModelHeads.None, CPU);
         if (loraRank > 0) LoraAdapters.Attach(model, LoraConfig.Default with { Rank = loraRank });
         var eos = tokenizer.EosId is { } e ? new[] { e } : Array.Empty<int>();
         var examples = Enumerable.Range(0, 20_000).Select(i => tasks.Training(i))
             .Select(t => new SftExample(tokenizer.Encode(t.Prompt), tokenizer.Encode(t.Answer).Concat(eos).ToArray())).ToList();
-        Console.WriteLine($"SFT: {model.parameter_count():N0} parameters, {examples.Count} examples, {sft.Steps} steps");
-        var every = Math.Max(1, sft.Steps / 20);
+        progress.Line($"SFT: {model.ParameterCount:N0} parameters, {examples.Count} examples, {sft.Steps} steps");
+        progress.Begin("step", sft.Steps);
         SupervisedFineTuning.Train(model, examples, sft, s =>
-        {
-            if (s.Step % every == 0 || s.Step == sft.Steps)
-                Console.WriteLine($"step {s.Step,5}/{sft.Steps}  loss {s.Loss:F4}  lr {s.LearningRate:E2}  grad-norm {s.GradNorm:F2}  {s.TokensPerSecond:F0} tok/s");
-        });
+            progress.Report(s.Step, $"loss {s.Loss:F4}  lr {s.LearningRate:E2}  grad-norm {s.GradNorm:F2}  {s.TokensPerSecond:F0} tok/s"));
+        progress.End();
         if (loraRank > 0) LoraAdapters.Merge(model);
         var accuracy = Evaluation.GreedyAccuracy(model, tasks.HeldOut.Select(t => tokenizer.Encode(t.Prompt)).ToList(),
             tasks.HeldOut.Select(t => t.Answer).ToList(), x => tokenizer.Decode(x.ToArray(), skipSpecialTokens: true), 16, eos);
         Checkpoint.Save(model, output);
         ModelTokenizers.SaveWithModel(tokenizer, modelDir.Length > 0 ? modelDir : null, output);
-        Console.WriteLine($"held-out greedy accuracy {accuracy:P1} on {tasks.HeldOut.Count} problems; wrote {output}");
+        progress.Line($"held-out greedy accuracy {accuracy:P1} on {tasks.HeldOut.Count} problems; wrote {output}");
         return 0;
     }
 }
@@ -193,17 +193,16 @@ internal static class RewardModelCommand
         var pairs = data.Length > 0 ? ReadPairs(data, tokenizer) : AdditionPairs(tokenizer, 20_000, seed: 0);
         var heldOut = data.Length > 0 ? pairs.TakeLast(Math.Min(500, pairs.Count / 10)).ToList() : AdditionPairs(tokenizer, 500, seed: 99);
         var training = data.Length > 0 ? pairs.Take(pairs.Count - heldOut.Count).ToList() : pairs;
-        using var model = PolicySetup.Create(config, tokenizer, ModelHeads.Reward, Device.CPU);
-        Console.WriteLine($"reward model: {model.parameter_count():N0} parameters, {training.Count} training pairs, {heldOut.Count} held out");
-        var every = Math.Max(1, rm.Steps / 10);
-        RewardModel.Train(model, training, rm, (step, loss, accuracy) =>
-        {
-            if (step % every == 0 || step == rm.Steps) Console.WriteLine($"step {step,5}/{rm.Steps}  loss {loss:F4}  batch accuracy {accuracy:P0}");
-        });
+        using var model = PolicySetup.Create(config, tokenizer, ModelHeads.Reward, CPU);
+        var progress = ConsoleProgress.ForConsole();
+        progress.Line($"reward model: {model.ParameterCount:N0} parameters, {training.Count} training pairs, {heldOut.Count} held out");
+        progress.Begin("step", rm.Steps);
+        RewardModel.Train(model, training, rm, (step, loss, accuracy) => progress.Report(step, $"loss {loss:F4}  batch accuracy {accuracy:P0}"));
+        progress.End();
         var heldOutAccuracy = RewardModel.PairAccuracy(model, heldOut);
         Checkpoint.Save(model, output);
         ModelTokenizers.SaveWithModel(tokenizer, modelDir.Length > 0 ? modelDir : null, output);
-        Console.WriteLine($"held-out pair accuracy {heldOutAccuracy:P1}; wrote {output}");
+        progress.Line($"held-out pair accuracy {heldOutAccuracy:P1}; wrote {output}");
         return 0;
     }
 

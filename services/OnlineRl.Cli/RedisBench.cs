@@ -4,7 +4,8 @@ using System.Text;
 using OnlineRl.Contracts;
 using OnlineRl.Messaging;
 using OnlineRl.Redis;
-using OnlineRl.Torch;
+using TorchSharp;
+using static TorchSharp.torch;
 using OnlineRl.Weights;
 using StackExchange.Redis;
 
@@ -117,8 +118,7 @@ internal static class RedisBench
     {
         var sources = tensors.Select(t =>
         {
-            var bytes = new byte[t.Value.nbytes()]; // copied outside the timing: the reference starts from bytes
-            t.Value.CopyBytesTo(bytes);
+            var bytes = t.Value.bytes.ToArray(); // copied outside the timing: the reference starts from bytes
             return (t.Key, bytes);
         }).ToList();
         var chunks = sources.SelectMany(s => Enumerable.Range(0, (s.bytes.Length + ChunkBytes - 1) / ChunkBytes)
@@ -154,11 +154,7 @@ internal static class RedisBench
         {
             foreach (var (name, tensor) in expected)
             {
-                var a = new byte[tensor.nbytes()];
-                var b = new byte[tensor.nbytes()];
-                tensor.CopyBytesTo(a);
-                actual[name].CopyBytesTo(b);
-                if (!a.AsSpan().SequenceEqual(b)) throw new InvalidOperationException($"loaded '{name}' differs from the published tensor");
+                if (!tensor.bytes.SequenceEqual(actual[name].bytes)) throw new InvalidOperationException($"loaded '{name}' differs from the published tensor");
             }
         }
         finally

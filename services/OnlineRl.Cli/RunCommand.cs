@@ -26,27 +26,33 @@ internal static class RunCommand
             e.Cancel = true;
             cancel.Cancel();
         };
-        var start = DateTime.Now;
-        void Log(string line) => Console.WriteLine($"[{(DateTime.Now - start).TotalSeconds,6:F1}s] {line}");
+        // SFT and RL steps as one line redrawn in place on a terminal; plain lines in a pipe or a CI log.
+        var progress = ConsoleProgress.ForConsole();
+        Action<string> log = progress.Line;
         // Metrics are a convenience here: a busy port must not stop the run.
         ServiceEndpoint? endpoint = null;
         try
         {
-            endpoint = await ServiceEndpoint.StartAsync(new ServiceEndpointOptions { Port = config.Service.MetricsPort, ServiceName = "onlinerl-run" });
-            Log($"metrics: http://localhost:{endpoint.Port}/metrics (health: /healthz, /readyz)");
+            endpoint = await ServiceEndpoint.StartAsync(new ServiceEndpointOptions
+            {
+                // Through the progress output, so a warning does not land in the middle of the live line.
+                Port = config.Service.MetricsPort, ServiceName = "onlinerl-run", ReportMetricsProblem = problem => log("metrics: " + problem),
+            });
+            log($"metrics: http://localhost:{endpoint.Port}/metrics (health: /healthz, /readyz)");
         }
         catch (IOException e)
         {
-            Log($"warning: no metrics endpoint ({e.Message}); set service.metrics_port to a free port");
+            log($"warning: no metrics endpoint ({e.Message}); set service.metrics_port to a free port");
         }
         await using var _ = endpoint;
         try
         {
-            var summary = await InProcessRun.RunAsync(config, Log, cancel.Token);
+            var summary = await InProcessRun.RunAsync(config, log, cancel.Token, progress);
             return summary.Steps.Count > 0 ? 0 : 1;
         }
         catch (OperationCanceledException) when (cancel.IsCancellationRequested)
         {
+            progress.End(); // the live line stays as it was; the message goes under it
             Console.Error.WriteLine("interrupted");
             return 130;
         }

@@ -1,7 +1,8 @@
 using System.Diagnostics;
-using OnlineRl.Torch;
-using OnlineRl.Torch.NN;
-using OnlineRl.Torch.Optim;
+using TorchSharp;
+using static TorchSharp.torch;
+using OnlineRl.Training;
+using TorchSharp.Modules;
 
 namespace OnlineRl.Cli;
 
@@ -11,15 +12,15 @@ namespace OnlineRl.Cli;
 /// </summary>
 internal static class SmokeCommand
 {
-    private sealed class Mlp : Module<Tensor, Tensor>
+    private sealed class Mlp : nn.Module<Tensor, Tensor>
     {
         private readonly Linear hidden;
         private readonly Linear output;
 
-        public Mlp(int width)
+        public Mlp(int width) : base(nameof(Mlp))
         {
-            hidden = RegisterModule("hidden", new Linear(1, width));
-            output = RegisterModule("output", new Linear(width, 1));
+            register_module("hidden", hidden = nn.Linear(1, width));
+            register_module("output", output = nn.Linear(width, 1));
         }
 
         public override Tensor forward(Tensor x) => output.forward(hidden.forward(x).tanh());
@@ -36,10 +37,9 @@ internal static class SmokeCommand
         if (threads > 0) torch.set_num_threads(threads);
 
         torch.manual_seed(seed);
-        Console.WriteLine($"libtorch {torch.version}, {torch.get_num_threads()} threads, CUDA available: {torch.cuda.is_available()}");
+        Console.WriteLine($"TorchSharp {torch.__version__}, {torch.get_num_threads()} threads, CUDA available: {torch.cuda.is_available()}");
         using var model = new Mlp(64);
-        using var optimizer = new AdamW(model.parameters(), lr: lr, weight_decay: 0);
-        var schedule = new WarmupCosineSchedule(lr, WarmupSteps: Math.Max(1, steps / 20), TotalSteps: steps);
+        using var optimizer = new ScheduledAdamW(model.parameters(), new WarmupCosineSchedule(lr, WarmupSteps: Math.Max(1, steps / 20), TotalSteps: steps), weightDecay: 0);
         using var x = torch.linspace(-1, 1, 256).unsqueeze(1);
         using var y = (x * 3.0).sin() * x;
 
@@ -48,18 +48,18 @@ internal static class SmokeCommand
         for (var step = 0; step < steps; step++)
         {
             using var scope = torch.NewDisposeScope();
-            schedule.Apply(optimizer);
-            optimizer.zero_grad();
+            var rate = optimizer.LearningRate;
+            optimizer.ZeroGrad();
             var lossTensor = torch.nn.functional.mse_loss(model.forward(x), y);
             lossTensor.backward();
-            optimizer.step();
+            optimizer.Step();
             loss = lossTensor.ToDouble();
             if (step == 0) firstLoss = loss;
             if (step % Math.Max(1, steps / 10) == 0 || step == steps - 1)
-                Console.WriteLine($"step {step + 1,6}/{steps}  loss {loss:E3}  lr {optimizer.LearningRate:E2}  {clock.Elapsed.TotalSeconds,6:F1}s");
+                Console.WriteLine($"step {step + 1,6}/{steps}  loss {loss:E3}  lr {rate:E2}  {clock.Elapsed.TotalSeconds,6:F1}s");
         }
         var improved = loss < firstLoss / 10;
-        Console.WriteLine($"final loss {loss:E3} (first {firstLoss:E3}); live tensors {torch.LiveTensorCount}; " +
+        Console.WriteLine($"final loss {loss:E3} (first {firstLoss:E3}); live tensors {DisposeScopeManager.Statistics.ThreadTotalLiveCount}; " +
                           (improved ? "OK: the model learned the function." : "FAILED: the loss did not drop tenfold."));
         return improved ? 0 : 1;
     }

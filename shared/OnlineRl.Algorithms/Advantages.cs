@@ -1,4 +1,3 @@
-using OnlineRl.Torch;
 
 namespace OnlineRl.Algorithms;
 
@@ -28,9 +27,9 @@ public static class Advantages
         using var scope = torch.NewDisposeScope();
         var r = rewards.detach();
         if (r.size(1) == 1) return scope.MoveToOuter(torch.zeros_like(r));
-        var advantages = r - r.mean(1, keepdim: true);              // r_i − mean(r)
+        var advantages = r - r.mean(new long[] { 1 }, keepdim: true);              // r_i − mean(r)
         if (scaleByStd)
-            advantages = advantages / (r.std(new long[] { 1 }, correction: 1, keepdim: true) + eps);  // / (std(r) + eps)
+            advantages = advantages / (r.std(1, unbiased: true, keepdim: true) + eps);  // / (std(r) + eps)
         return scope.MoveToOuter(advantages);
     }
 
@@ -97,6 +96,6 @@ public static class Advantages
     private static double[] Host(Tensor t)
     {
         using var scope = torch.NewDisposeScope();
-        return t.detach().to(Device.CPU, ScalarType.Float64).data<double>();
+        return t.detach().to(ScalarType.Float64, CPU).data<double>().ToArray();
     }
 }

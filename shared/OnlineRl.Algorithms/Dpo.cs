@@ -1,5 +1,4 @@
-using OnlineRl.Torch;
-using F = OnlineRl.Torch.torch.nn.functional;
+using F = TorchSharp.torch.nn.functional;
 
 namespace OnlineRl.Algorithms;
 
@@ -158,7 +157,7 @@ public static class Dpo
                 chosenReward.mean(),
                 rejectedReward.mean(),
                 nll,
-            }).to(Device.CPU, ScalarType.Float64).data<double>();
+            }).to(ScalarType.Float64, CPU).data<double>().ToArray();
             stats = new DpoStats(values[0], values[1], values[2], values[3], values[4]);
         }
         return new DpoLossResult(scope.MoveToOuter(loss), stats);

@@ -1,4 +1,3 @@
-using OnlineRl.Torch;
 
 namespace OnlineRl.Algorithms;
 
@@ -190,7 +189,7 @@ public static class Grpo
     {
         Shapes.Rank(rewards, 2, nameof(rewards));
         using var scope = torch.NewDisposeScope();
-        var host = rewards.detach().to(Device.CPU, ScalarType.Float32).data<float>();
+        var host = rewards.detach().to(ScalarType.Float32, CPU).data<float>().ToArray();
         return GroupsWithDistinctRewards(host, (int)rewards.size(1));
     }
 
@@ -228,7 +227,7 @@ public static class Grpo
             kl is null ? torch.zeros_like(one) : Masked.Mean(kl, m),
             w is null ? one : Masked.Mean(w, m),
             w is null ? one : (w * m).max(),
-        }).to(Device.CPU, ScalarType.Float64).data<double>();
+        }).to(ScalarType.Float64, CPU).data<double>().ToArray();
         return new PolicyLossStats(values[0], values[1], values[2], values[3], values[4], values[5]);
     }
 }

@@ -1,5 +1,4 @@
-using OnlineRl.Torch;
-using F = OnlineRl.Torch.torch.nn.functional;
+using F = TorchSharp.torch.nn.functional;
 
 namespace OnlineRl.Algorithms;
 

@@ -1,6 +1,5 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
-using OnlineRl.Torch;
 
 namespace OnlineRl.Model;
 
@@ -105,11 +104,11 @@ public static class Checkpoint
     public static void Save(TransformerModel model, string directory, long maxShardBytes = 0, ScalarType? dtype = null)
     {
         Directory.CreateDirectory(directory);
-        var config = model.Config with { TorchDtype = (dtype ?? model.DType).Name() };
+        var config = model.Config with { TorchDtype = ModelConfig.DtypeName(dtype ?? model.DType) };
         File.WriteAllText(Path.Combine(directory, "config.json"), config.ToJson());
         var tensors = model.state_dict().ToList();
         var metadata = new Dictionary<string, string> { ["format"] = "pt" };
-        Tensor Convert(Tensor t) => dtype is { } d && t.dtype.IsFloatingPoint() && t.dtype != d ? t.to(d) : t;
+        Tensor Convert(Tensor t) => dtype is { } d && torch.is_floating_point(t.dtype) && t.dtype != d ? t.to(d) : t;
 
         var shards = new List<List<KeyValuePair<string, Tensor>>> { new() };
         long current = 0;
@@ -142,7 +141,7 @@ public static class Checkpoint
             foreach (var (name, t) in converted)
             {
                 weightMap[name] = fileName;
-                total += t.nbytes();
+                total += t.NumberOfElements * t.ElementSize;
             }
         }
         var index = new JsonObject { ["metadata"] = new JsonObject { ["total_size"] = total }, ["weight_map"] = weightMap };

@@ -1,7 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
-using OnlineRl.Torch;
-using OnlineRl.Torch.NN;
+using TorchSharp.Modules;
+using static OnlineRl.Model.ParameterFactory;
 
 namespace OnlineRl.Model;
 
@@ -63,20 +63,19 @@ public sealed record LoraConfig(int Rank, double Alpha, double Dropout, IReadOnl
 /// y = x W^T + b + dropout(x) A^T B^T * (alpha / r), with W frozen and only A, B trained. A starts
 /// Kaiming-uniform and B at zero, so a new adapter does not change the output.
 /// </summary>
-public sealed class LoraLinear : Module<Tensor, Tensor>
+public sealed class LoraLinear : ExplicitModule<Tensor, Tensor>
 {
     private Linear? loraA;
     private Linear? loraB;
     private LoraConfig? lora;
 
     /// <summary>Creates the base layer (weights are initialised by the owning model).</summary>
-    public LoraLinear(long inFeatures, long outFeatures, bool hasBias, ScalarType dtype, Device? device)
+    public LoraLinear(long inFeatures, long outFeatures, bool hasBias, ScalarType dtype, Device? device) : base(nameof(LoraLinear))
     {
         InFeatures = inFeatures;
         OutFeatures = outFeatures;
-        using var scope = torch.NewDisposeScope();
-        weight = RegisterParameter("weight", new Parameter(torch.zeros(new[] { outFeatures, inFeatures }, dtype, device)));
-        if (hasBias) bias = RegisterParameter("bias", new Parameter(torch.zeros(new[] { outFeatures }, dtype, device)));
+        register_parameter("weight", weight = NewParameter(torch.zeros(new[] { outFeatures, inFeatures }, dtype, device)));
+        if (hasBias) register_parameter("bias", bias = NewParameter(torch.zeros(new[] { outFeatures }, dtype, device)));
     }
 
     /// <summary>Input width.</summary>
@@ -96,8 +95,8 @@ public sealed class LoraLinear : Module<Tensor, Tensor>
         if (lora is not null) throw new InvalidOperationException("this layer already has a LoRA adapter");
         var dtype = weight.dtype;
         var device = weight.device;
-        loraA = RegisterModule("lora_A", new Linear(InFeatures, config.Rank, hasBias: false, dtype, device));
-        loraB = RegisterModule("lora_B", new Linear(config.Rank, OutFeatures, hasBias: false, dtype, device));
+        register_module("lora_A", loraA = nn.Linear(InFeatures, config.Rank, hasBias: false, device, dtype));
+        register_module("lora_B", loraB = nn.Linear(config.Rank, OutFeatures, hasBias: false, device, dtype));
         using (torch.no_grad()) loraB.weight.zero_();
         lora = config;
         weight.requires_grad = false;
@@ -113,8 +112,11 @@ public sealed class LoraLinear : Module<Tensor, Tensor>
         {
             weight.add_(loraB.weight.matmul(loraA.weight) * lora.Scaling);
         }
-        UnregisterModule("lora_A").Dispose();
-        UnregisterModule("lora_B").Dispose();
+        // TorchSharp has no public unregister; the registry is protected, so the layer removes its own children.
+        _internal_submodules.Remove("lora_A");
+        _internal_submodules.Remove("lora_B");
+        loraA.Dispose();
+        loraB.Dispose();
         loraA = loraB = null;
         lora = null;
         weight.requires_grad = true;
@@ -139,7 +141,7 @@ public static class LoraAdapters
     private const string PeftPrefix = "base_model.model.";
 
     /// <summary>Every <see cref="LoraLinear"/> below <paramref name="root"/> with its dotted name.</summary>
-    private static IEnumerable<(string name, LoraLinear layer)> Layers(Module root, string prefix = "")
+    private static IEnumerable<(string name, LoraLinear layer)> Layers(nn.Module root, string prefix = "")
     {
         foreach (var (name, child) in root.named_children())
         {

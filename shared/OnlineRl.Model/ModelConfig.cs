@@ -1,6 +1,5 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
-using OnlineRl.Torch;
 
 namespace OnlineRl.Model;
 
@@ -87,6 +86,22 @@ public sealed record ModelConfig
         "bfloat16" => ScalarType.BFloat16,
         "float16" => ScalarType.Float16,
         _ => ScalarType.Float32,
+    };
+
+    /// <summary>PyTorch's name of an element type ("float32", "bfloat16", "int64", ...), as config.json's torch_dtype writes it.</summary>
+    public static string DtypeName(ScalarType type) => type switch
+    {
+        ScalarType.Float64 => "float64",
+        ScalarType.Float32 => "float32",
+        ScalarType.Float16 => "float16",
+        ScalarType.BFloat16 => "bfloat16",
+        ScalarType.Int64 => "int64",
+        ScalarType.Int32 => "int32",
+        ScalarType.Int16 => "int16",
+        ScalarType.Int8 => "int8",
+        ScalarType.Byte => "uint8",
+        ScalarType.Bool => "bool",
+        _ => type.ToString().ToLowerInvariant(),
     };
 
     /// <summary>Reads a Hugging Face config.json; errors name the file and the field.</summary>

@@ -2,7 +2,6 @@ using System.IO.MemoryMappedFiles;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
-using OnlineRl.Torch;
 
 namespace OnlineRl.Model;
 
@@ -110,7 +109,7 @@ public sealed class SafeTensorsFile : IDisposable
                 if (shape.Any(d => d < 0)) throw new InvalidDataException($"negative size in shape [{string.Join(", ", shape)}]");
                 var expected = shape.Aggregate(1L, (a, b) => a * b) * type.ElementSize();
                 if (begin < 0 || end < begin || end - begin != expected)
-                    throw new InvalidDataException($"data_offsets [{begin}, {end}] hold {end - begin} bytes but {type.Name()} [{string.Join(", ", shape)}] needs {expected}");
+                    throw new InvalidDataException($"data_offsets [{begin}, {end}] hold {end - begin} bytes but {ModelConfig.DtypeName(type)} [{string.Join(", ", shape)}] needs {expected}");
                 tensors[name] = new SafeTensorInfo(name, type, shape, begin, end);
                 spans.Add((begin, end, name));
             }
@@ -139,7 +138,7 @@ public sealed class SafeTensorsFile : IDisposable
         ScalarType.Int32 => "I32",
         ScalarType.Int16 => "I16",
         ScalarType.Int8 => "I8",
-        ScalarType.UInt8 => "U8",
+        ScalarType.Byte => "U8",
         ScalarType.Bool => "BOOL",
         _ => throw new NotSupportedException($"{type} cannot be stored in safetensors"),
     };
@@ -154,7 +153,7 @@ public sealed class SafeTensorsFile : IDisposable
         "I32" => ScalarType.Int32,
         "I16" => ScalarType.Int16,
         "I8" => ScalarType.Int8,
-        "U8" => ScalarType.UInt8,
+        "U8" => ScalarType.Byte,
         "BOOL" => ScalarType.Bool,
         _ => throw new InvalidDataException($"unsupported dtype '{name}'"),
     };
@@ -181,12 +180,19 @@ public sealed class SafeTensorsFile : IDisposable
             handle.AcquirePointer(ref basePointer);
             try
             {
-                var bytes = new ReadOnlySpan<byte>(basePointer + view.PointerOffset + dataStart + info.Begin, (int)length);
-                raw = torch.from_bytes(bytes, info.Shape, info.Type, device);
+                // The one copy: mapped file -> the tensor's CPU storage (TorchSharp's bytes setter), then to the device.
+                var bytes = new Span<byte>(basePointer + view.PointerOffset + dataStart + info.Begin, (int)length);
+                raw = torch.empty(info.Shape, info.Type);
+                raw.bytes = bytes;
             }
             finally
             {
                 handle.ReleasePointer();
+            }
+            if (device is not null && device.type != DeviceType.CPU)
+            {
+                using var onCpu = raw;
+                raw = onCpu.to(device);
             }
         }
         if (dtype is null || dtype == info.Type) return raw;
@@ -218,7 +224,7 @@ public sealed class SafeTensorsFile : IDisposable
         long offset = 0;
         foreach (var (name, tensor) in list)
         {
-            var size = tensor.nbytes();
+            var size = tensor.NumberOfElements * tensor.ElementSize;
             header[name] = new JsonObject
             {
                 ["dtype"] = DtypeName(tensor.dtype),
@@ -238,13 +244,10 @@ public sealed class SafeTensorsFile : IDisposable
             stream.Write(BitConverter.GetBytes((long)padded));
             stream.Write(headerBytes);
             for (var i = headerBytes.Length; i < padded; i++) stream.WriteByte((byte)' ');
-            byte[] buffer = Array.Empty<byte>();
             foreach (var (_, tensor) in list)
             {
-                var size = checked((int)tensor.nbytes());
-                if (buffer.Length < size) buffer = new byte[size];
-                tensor.CopyBytesTo(buffer.AsSpan(0, size));
-                stream.Write(buffer, 0, size);
+                using var contiguous = tensor.device_type == DeviceType.CPU ? tensor.contiguous() : tensor.cpu().contiguous();
+                stream.Write(contiguous.bytes);
             }
             stream.Flush(flushToDisk: true);
         }

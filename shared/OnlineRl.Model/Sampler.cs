@@ -1,4 +1,3 @@
-using OnlineRl.Torch;
 
 namespace OnlineRl.Model;
 
@@ -80,11 +79,13 @@ public static class Sampler
         var tokens = Enumerable.Range(0, rows).Select(_ => new List<int>()).ToArray();
         var logProbs = Enumerable.Range(0, rows).Select(_ => new List<float>()).ToArray();
         var finished = new FinishReason?[rows];
-        Tensor mask;
+        // Prompts of one length need no padding mask at all: the model then builds none in the decode loop.
+        var padded = prompts.Any(p => p.Length != width);
+        Tensor? mask;
         Tensor logits;
         // A private stream: concurrent samplers (and anything else using the global generator) cannot
         // disturb each other's draws, so a seed reproduces its completions.
-        using var generator = new Generator(options.Seed, device);
+        using var generator = new Generator(unchecked((ulong)options.Seed), device);
         try
         {
             using (var scope = torch.NewDisposeScope())
@@ -101,13 +102,13 @@ public static class Sampler
                     }
                 }
                 var inputIds = torch.tensor(ids, new long[] { promptCount, width }, device: device);
-                var promptMask = torch.tensor(maskValues, new long[] { promptCount, width }, device: device);
+                var promptMask = padded ? torch.tensor(maskValues, new long[] { promptCount, width }, device: device) : null;
                 var hidden = model.Hidden(inputIds, promptMask, cache);
                 var last = model.Logits(hidden.select(1, width - 1));
                 // Share each prompt's prefill with its G completions: rows 0..G-1 continue prompt 0, and so on.
                 var rowsOfPrompt = torch.arange(promptCount, ScalarType.Int64, device).unsqueeze(1).expand(promptCount, group).reshape(-1);
                 cache.SelectRows(rowsOfPrompt);
-                mask = scope.MoveToOuter(promptMask.index_select(0, rowsOfPrompt));
+                mask = promptMask is null ? null : scope.MoveToOuter(promptMask.index_select(0, rowsOfPrompt));
                 logits = scope.MoveToOuter(last.index_select(0, rowsOfPrompt));
             }
 
@@ -115,8 +116,8 @@ public static class Sampler
             {
                 using var scope = torch.NewDisposeScope();
                 var (next, nextLogProbs) = SampleToken(logits, options, generator);
-                var nextIds = next.data<long>();
-                var nextLp = nextLogProbs.data<float>();
+                var nextIds = next.data<long>().ToArray();
+                var nextLp = nextLogProbs.data<float>().ToArray();
                 for (var r = 0; r < rows; r++)
                 {
                     if (finished[r] is not null) continue;
@@ -126,14 +127,14 @@ public static class Sampler
                     else if (tokens[r].Count == options.MaxNewTokens) finished[r] = FinishReason.Length;
                 }
                 if (finished.All(f => f is not null)) break;
-                var grownMask = torch.cat(new[] { mask, torch.ones(new long[] { rows, 1 }, ScalarType.Int64, device) }, 1);
+                var grownMask = mask is null ? null : torch.cat(new[] { mask, torch.ones(new long[] { rows, 1 }, ScalarType.Int64, device) }, 1);
                 var hidden = model.Hidden(next.view(rows, 1), grownMask, cache);
-                mask.Dispose();
+                mask?.Dispose();
                 logits.Dispose();
-                mask = scope.MoveToOuter(grownMask);
+                mask = grownMask is null ? null : scope.MoveToOuter(grownMask);
                 logits = scope.MoveToOuter(model.Logits(hidden.select(1, 0)));
             }
-            mask.Dispose();
+            mask?.Dispose();
             logits.Dispose();
         }
         finally
@@ -253,8 +254,8 @@ public static class LogProbScorer
                 var shape = new long[] { batch.Count, width };
                 var (lp, ent) = TokenLogProbs(model, torch.tensor(ids, shape, device: model.Device),
                     torch.tensor(mask, shape, device: model.Device), temperature, withEntropy: true);
-                var lpValues = lp.data<float>();
-                var entValues = ent!.data<float>();
+                var lpValues = lp.data<float>().ToArray();
+                var entValues = ent!.data<float>().ToArray();
                 for (var i = 0; i < batch.Count; i++)
                 {
                     var (prompt, completion) = batch[i];

@@ -1,5 +1,5 @@
-using OnlineRl.Torch;
-using OnlineRl.Torch.NN;
+using TorchSharp.Modules;
+using static OnlineRl.Model.ParameterFactory;
 
 namespace OnlineRl.Model;
 
@@ -8,16 +8,55 @@ namespace OnlineRl.Model;
 // that a checkpoint directory loads as is. Shapes: B batch, T new tokens, S all keys (cache + new),
 // H query heads, K key/value heads, D head width, C hidden width.
 
-/// <summary>RMSNorm (Zhang &amp; Sennrich 2019): x / sqrt(mean(x^2) + eps) * weight, computed in float32.</summary>
-public sealed class RMSNorm : Module<Tensor, Tensor>
+/// <summary>
+/// A module whose parts are registered explicitly, under Hugging Face's names. TorchSharp would otherwise also
+/// register every module, parameter and tensor field by reflection under its C# name (a second copy in the
+/// state dict: "self_attn.&lt;q_proj&gt;k__BackingField.weight").
+/// </summary>
+public abstract class ExplicitModule : nn.Module
 {
+    /// <summary>A module named <paramref name="name"/>.</summary>
+    protected ExplicitModule(string name) : base(name) { }
+
+    /// <inheritdoc />
+    protected override void RegisterComponents() { }
+}
+
+/// <summary>The same as <see cref="ExplicitModule"/> for modules with a forward(input) -&gt; output.</summary>
+public abstract class ExplicitModule<TInput, TOutput> : nn.Module<TInput, TOutput>
+{
+    /// <summary>A module named <paramref name="name"/>.</summary>
+    protected ExplicitModule(string name) : base(name) { }
+
+    /// <inheritdoc />
+    protected override void RegisterComponents() { }
+}
+
+internal static class ParameterFactory
+{
+    /// <summary>
+    /// A parameter owning <paramref name="initial"/>'s storage that outlives any open dispose scope (a
+    /// model is often built inside one, and TorchSharp would otherwise dispose its parameters with it).
+    /// </summary>
+    internal static Parameter NewParameter(Tensor initial)
+    {
+        var parameter = new Parameter(initial);
+        parameter.DetachFromDisposeScope();
+        return parameter;
+    }
+}
+
+/// <summary>RMSNorm (Zhang &amp; Sennrich 2019): x / sqrt(mean(x^2) + eps) * weight, computed in float32.</summary>
+public sealed class RMSNorm : ExplicitModule<Tensor, Tensor>
+{
+    private static readonly long[] LastDimension = { -1 };
     private readonly double eps;
 
     /// <summary>A norm over the last dimension of width <paramref name="size"/>.</summary>
-    public RMSNorm(long size, double eps, ScalarType dtype, Device? device)
+    public RMSNorm(long size, double eps, ScalarType dtype, Device? device) : base(nameof(RMSNorm))
     {
         this.eps = eps;
-        weight = RegisterParameter("weight", new Parameter(torch.ones(new[] { size }, dtype, device)));
+        register_parameter("weight", weight = NewParameter(torch.ones(new[] { size }, dtype, device)));
     }
 
     /// <summary>The learned scale.</summary>
@@ -27,10 +66,12 @@ public sealed class RMSNorm : Module<Tensor, Tensor>
     public override Tensor forward(Tensor x)
     {
         using var scope = torch.NewDisposeScope();
-        var h = x.to(ScalarType.Float32);
-        var variance = h.square().mean(-1, keepdim: true);
+        // In float32 as Hugging Face computes it; float32 inputs skip the two conversions.
+        var wide = x.dtype == ScalarType.Float32;
+        var h = wide ? x : x.to(ScalarType.Float32);
+        var variance = h.square().mean(LastDimension, keepdim: true);
         h = h * (variance + eps).rsqrt();
-        return scope.MoveToOuter(weight * h.to(x.dtype));
+        return scope.MoveToOuter(weight * (wide ? h : h.to(x.dtype)));
     }
 }
 
@@ -38,22 +79,24 @@ public sealed class RMSNorm : Module<Tensor, Tensor>
 /// Rotary position embeddings (Su et al. 2021, RoFormer) in the "rotate half" layout used by Llama and
 /// Qwen2: x' = x cos(p θ) + rotate_half(x) sin(p θ), θ_i = base^(-2i/D).
 /// </summary>
-public sealed class RotaryEmbedding : Module
+public sealed class RotaryEmbedding : ExplicitModule
 {
     private readonly Tensor cos;
     private readonly Tensor sin;
 
     /// <summary>Precomputes cos/sin tables for positions 0 .. maxPositions-1.</summary>
-    public RotaryEmbedding(int headDim, double theta, int maxPositions, Device? device)
+    public RotaryEmbedding(int headDim, double theta, int maxPositions, Device? device) : base(nameof(RotaryEmbedding))
     {
         using var scope = torch.NewDisposeScope();
         var exponents = torch.arange(0, headDim, 2, ScalarType.Int64, device).to(ScalarType.Float32) / (double)headDim;
-        var inverseFrequency = torch.pow(theta, exponents).reciprocal();
+        var inverseFrequency = exponents.mul(-Math.Log(theta)).exp();
         var positions = torch.arange(0, maxPositions, 1, ScalarType.Int64, device).to(ScalarType.Float32);
         var angles = positions.unsqueeze(1) * inverseFrequency.unsqueeze(0);
         var table = torch.cat(new[] { angles, angles }, -1);
-        cos = RegisterBuffer("cos", scope.MoveToOuter(table.cos()), persistent: false);
-        sin = RegisterBuffer("sin", scope.MoveToOuter(table.sin()), persistent: false);
+        cos = table.cos().DetachFromDisposeScope();
+        sin = table.sin().DetachFromDisposeScope();
+        register_buffer("cos", cos, persistent: false);
+        register_buffer("sin", sin, persistent: false);
     }
 
     /// <summary>cos and sin [B, 1, T, D] of positions <paramref name="positionIds"/> [B, T], computed once per forward.</summary>
@@ -87,21 +130,21 @@ public sealed class RotaryEmbedding : Module
 }
 
 /// <summary>Grouped-query causal self-attention with rotary embeddings and an optional KV cache.</summary>
-public sealed class Attention : Module
+public sealed class Attention : ExplicitModule
 {
     private readonly ModelConfig config;
     private readonly int layerIndex;
 
     /// <summary>Creates the projections of layer <paramref name="layerIndex"/>.</summary>
-    public Attention(ModelConfig config, int layerIndex, ScalarType dtype, Device? device)
+    public Attention(ModelConfig config, int layerIndex, ScalarType dtype, Device? device) : base(nameof(Attention))
     {
         this.config = config;
         this.layerIndex = layerIndex;
         var c = config.HiddenSize;
-        q_proj = RegisterModule("q_proj", new LoraLinear(c, config.NumHeads * config.HeadDim, config.AttentionBias, dtype, device));
-        k_proj = RegisterModule("k_proj", new LoraLinear(c, config.NumKvHeads * config.HeadDim, config.AttentionBias, dtype, device));
-        v_proj = RegisterModule("v_proj", new LoraLinear(c, config.NumKvHeads * config.HeadDim, config.AttentionBias, dtype, device));
-        o_proj = RegisterModule("o_proj", new LoraLinear(config.NumHeads * config.HeadDim, c, false, dtype, device));
+        register_module("q_proj", q_proj = new LoraLinear(c, config.NumHeads * config.HeadDim, config.AttentionBias, dtype, device));
+        register_module("k_proj", k_proj = new LoraLinear(c, config.NumKvHeads * config.HeadDim, config.AttentionBias, dtype, device));
+        register_module("v_proj", v_proj = new LoraLinear(c, config.NumKvHeads * config.HeadDim, config.AttentionBias, dtype, device));
+        register_module("o_proj", o_proj = new LoraLinear(config.NumHeads * config.HeadDim, c, false, dtype, device));
     }
 
     /// <summary>Query projection.</summary>
@@ -115,9 +158,10 @@ public sealed class Attention : Module
 
     /// <summary>
     /// x [B, T, C] -&gt; [B, T, C]. <paramref name="maskBias"/> [B, 1, T, S] is 0 where a query may attend and
-    /// a large negative number elsewhere; with a cache, the new keys/values are appended to it first.
+    /// a large negative number elsewhere; without it, every query sees every key (<paramref name="causal"/>:
+    /// only those at or before its own position). With a cache, the new keys/values are appended to it first.
     /// </summary>
-    public Tensor Forward(Tensor x, (Tensor cos, Tensor sin) rotary, Tensor maskBias, KvCache? cache)
+    public Tensor Forward(Tensor x, (Tensor cos, Tensor sin) rotary, Tensor? maskBias, bool causal, KvCache? cache)
     {
         using var scope = torch.NewDisposeScope();
         long b = x.size(0), t = x.size(1);
@@ -129,10 +173,8 @@ public sealed class Attention : Module
         if (cache is not null) (k, v) = cache.Append(layerIndex, k, v);
         k = RepeatKv(k, config.GroupSize);
         v = RepeatKv(v, config.GroupSize);
-        // softmax(q k^T / sqrt(D) + mask) v, the softmax in float32 as Hugging Face does.
-        var scores = q.matmul(k.transpose(2, 3)) * (1.0 / Math.Sqrt(d)) + maskBias;
-        var probabilities = scores.to(ScalarType.Float32).softmax(-1).to(q.dtype);
-        var output = probabilities.matmul(v).transpose(1, 2).reshape(b, t, h * d);
+        // softmax(q k^T / sqrt(D) + mask) v in one fused kernel (libtorch accumulates low-precision inputs in float32).
+        var output = nn.functional.scaled_dot_product_attention(q, k, v, maskBias, is_casual: causal).transpose(1, 2).reshape(b, t, h * d);
         return scope.MoveToOuter(o_proj.forward(output));
     }
 
@@ -146,14 +188,14 @@ public sealed class Attention : Module
 }
 
 /// <summary>SwiGLU feed-forward (Shazeer 2020): down(silu(gate(x)) * up(x)).</summary>
-public sealed class Mlp : Module<Tensor, Tensor>
+public sealed class Mlp : ExplicitModule<Tensor, Tensor>
 {
     /// <summary>Creates the three projections.</summary>
-    public Mlp(ModelConfig config, ScalarType dtype, Device? device)
+    public Mlp(ModelConfig config, ScalarType dtype, Device? device) : base(nameof(Mlp))
     {
-        gate_proj = RegisterModule("gate_proj", new LoraLinear(config.HiddenSize, config.IntermediateSize, false, dtype, device));
-        up_proj = RegisterModule("up_proj", new LoraLinear(config.HiddenSize, config.IntermediateSize, false, dtype, device));
-        down_proj = RegisterModule("down_proj", new LoraLinear(config.IntermediateSize, config.HiddenSize, false, dtype, device));
+        register_module("gate_proj", gate_proj = new LoraLinear(config.HiddenSize, config.IntermediateSize, false, dtype, device));
+        register_module("up_proj", up_proj = new LoraLinear(config.HiddenSize, config.IntermediateSize, false, dtype, device));
+        register_module("down_proj", down_proj = new LoraLinear(config.IntermediateSize, config.HiddenSize, false, dtype, device));
     }
 
     /// <summary>Gate projection.</summary>
@@ -172,15 +214,15 @@ public sealed class Mlp : Module<Tensor, Tensor>
 }
 
 /// <summary>One pre-norm block: x + attn(norm(x)), then + mlp(norm(.)).</summary>
-public sealed class DecoderLayer : Module
+public sealed class DecoderLayer : ExplicitModule
 {
     /// <summary>Creates block number <paramref name="index"/>.</summary>
-    public DecoderLayer(ModelConfig config, int index, ScalarType dtype, Device? device)
+    public DecoderLayer(ModelConfig config, int index, ScalarType dtype, Device? device) : base(nameof(DecoderLayer))
     {
-        self_attn = RegisterModule("self_attn", new Attention(config, index, dtype, device));
-        mlp = RegisterModule("mlp", new Mlp(config, dtype, device));
-        input_layernorm = RegisterModule("input_layernorm", new RMSNorm(config.HiddenSize, config.RmsNormEps, dtype, device));
-        post_attention_layernorm = RegisterModule("post_attention_layernorm", new RMSNorm(config.HiddenSize, config.RmsNormEps, dtype, device));
+        register_module("self_attn", self_attn = new Attention(config, index, dtype, device));
+        register_module("mlp", mlp = new Mlp(config, dtype, device));
+        register_module("input_layernorm", input_layernorm = new RMSNorm(config.HiddenSize, config.RmsNormEps, dtype, device));
+        register_module("post_attention_layernorm", post_attention_layernorm = new RMSNorm(config.HiddenSize, config.RmsNormEps, dtype, device));
     }
 
     /// <summary>Attention.</summary>
@@ -193,27 +235,27 @@ public sealed class DecoderLayer : Module
     public RMSNorm post_attention_layernorm { get; }
 
     /// <summary>x [B, T, C] -&gt; [B, T, C].</summary>
-    public Tensor Forward(Tensor x, (Tensor cos, Tensor sin) rotary, Tensor maskBias, KvCache? cache)
+    public Tensor Forward(Tensor x, (Tensor cos, Tensor sin) rotary, Tensor? maskBias, bool causal, KvCache? cache)
     {
         using var scope = torch.NewDisposeScope();
-        var h = x + self_attn.Forward(input_layernorm.forward(x), rotary, maskBias, cache);
+        var h = x + self_attn.Forward(input_layernorm.forward(x), rotary, maskBias, causal, cache);
         return scope.MoveToOuter(h + mlp.forward(post_attention_layernorm.forward(h)));
     }
 }
 
 /// <summary>The embedding, the blocks and the final norm (Hugging Face's "model." prefix).</summary>
-public sealed class DecoderStack : Module
+public sealed class DecoderStack : ExplicitModule
 {
-    private readonly List<DecoderLayer> blocks = new();
+    private readonly ModuleList<DecoderLayer> blocks = new();
 
     /// <summary>Creates every part with freshly drawn weights.</summary>
-    public DecoderStack(ModelConfig config, ScalarType dtype, Device? device)
+    public DecoderStack(ModelConfig config, ScalarType dtype, Device? device) : base(nameof(DecoderStack))
     {
-        embed_tokens = RegisterModule("embed_tokens", new Embedding(config.VocabSize, config.HiddenSize, dtype, device));
-        var list = RegisterModule("layers", new ModuleList());
-        for (var i = 0; i < config.NumLayers; i++) blocks.Add(list.Add(new DecoderLayer(config, i, dtype, device)));
-        norm = RegisterModule("norm", new RMSNorm(config.HiddenSize, config.RmsNormEps, dtype, device));
-        rotary = RegisterModule("rotary_emb", new RotaryEmbedding(config.HeadDim, config.RopeTheta, config.MaxPositionEmbeddings, device));
+        register_module("embed_tokens", embed_tokens = nn.Embedding(config.VocabSize, config.HiddenSize, device: device, dtype: dtype));
+        for (var i = 0; i < config.NumLayers; i++) blocks.Add(new DecoderLayer(config, i, dtype, device));
+        register_module("layers", blocks);
+        register_module("norm", norm = new RMSNorm(config.HiddenSize, config.RmsNormEps, dtype, device));
+        register_module("rotary_emb", rotary = new RotaryEmbedding(config.HeadDim, config.RopeTheta, config.MaxPositionEmbeddings, device));
     }
 
     /// <summary>Token embedding.</summary>
@@ -221,66 +263,39 @@ public sealed class DecoderStack : Module
     /// <summary>Final norm.</summary>
     public RMSNorm norm { get; }
     /// <summary>The blocks in order.</summary>
-    public IReadOnlyList<DecoderLayer> layers => blocks;
+    public ModuleList<DecoderLayer> layers => blocks;
 
     private readonly RotaryEmbedding rotary;
 
-    /// <summary>Token ids [B, T] -&gt; final hidden states [B, T, C].</summary>
-    public Tensor Forward(Tensor inputIds, Tensor positionIds, Tensor maskBias, KvCache? cache)
+    /// <summary>Token ids [B, T] -&gt; final hidden states [B, T, C]; the mask as in <see cref="Attention.Forward"/>.</summary>
+    public Tensor Forward(Tensor inputIds, Tensor positionIds, Tensor? maskBias, bool causal, KvCache? cache)
     {
         using var scope = torch.NewDisposeScope();
         var h = embed_tokens.forward(inputIds);
         var tables = rotary.Tables(positionIds, h.dtype);
-        var bias = maskBias.to(h.dtype);
-        foreach (var block in blocks) h = block.Forward(h, tables, bias, cache);
+        foreach (var block in blocks) h = block.Forward(h, tables, maskBias, causal, cache);
         return scope.MoveToOuter(norm.forward(h));
     }
-}
-
-/// <summary>A lookup table of <c>count</c> vectors.</summary>
-public sealed class Embedding : Module<Tensor, Tensor>
-{
-    /// <summary>Creates the table, drawn from N(0, 0.02^2) as Hugging Face initialises it.</summary>
-    public Embedding(long count, long width, ScalarType dtype, Device? device)
-    {
-        using var scope = torch.NewDisposeScope();
-        weight = RegisterParameter("weight", new Parameter(torch.empty(new[] { count, width }, dtype, device).normal_(0, 0.02)));
-    }
-
-    /// <summary>[count, width].</summary>
-    public Parameter weight { get; }
-
-    /// <inheritdoc />
-    public override Tensor forward(Tensor ids) => torch.nn.functional.embedding(ids, weight);
-}
-
-/// <summary>Children named "0", "1", ... as in PyTorch's nn.ModuleList.</summary>
-public sealed class ModuleList : Module
-{
-    private int count;
-
-    /// <summary>Appends <paramref name="module"/> and returns it.</summary>
-    public T Add<T>(T module) where T : Module => RegisterModule((count++).ToString(System.Globalization.CultureInfo.InvariantCulture), module);
 }
 
 /// <summary>
 /// The policy: a decoder stack with an LM head (tied to the embedding or not) and optional scalar heads
 /// (value head for the PPO critic, reward head for reward models).
 /// </summary>
-public sealed class TransformerModel : Module<Tensor, Tensor>
+public sealed class TransformerModel : ExplicitModule<Tensor, Tensor>
 {
     /// <summary>A model with freshly drawn weights (N(0, 0.02) linears and embeddings, unit norms, zero biases).</summary>
-    public TransformerModel(ModelConfig config, ScalarType? dtype = null, Device? device = null)
+    public TransformerModel(ModelConfig config, ScalarType? dtype = null, Device? device = null) : base(nameof(TransformerModel))
     {
         Config = config.Validate();
         var type = dtype ?? config.WeightType;
-        model = RegisterModule("model", new DecoderStack(config, type, device));
+        register_module("model", model = new DecoderStack(config, type, device));
         if (!config.TieWordEmbeddings)
-            lm_head = RegisterModule("lm_head", new LoraLinear(config.HiddenSize, config.VocabSize, false, type, device));
+            register_module("lm_head", lm_head = new LoraLinear(config.HiddenSize, config.VocabSize, false, type, device));
         if (config.Heads.HasFlag(ModelHeads.Value))
-            value_head = RegisterModule("value_head", new LoraLinear(config.HiddenSize, 1, true, type, device));
+            register_module("value_head", value_head = new LoraLinear(config.HiddenSize, 1, true, type, device));
         if (config.Heads.HasFlag(ModelHeads.Reward))
-            score = RegisterModule("score", new LoraLinear(config.HiddenSize, 1, false, type, device));
+            register_module("score", score = new LoraLinear(config.HiddenSize, 1, false, type, device));
         InitialiseWeights();
     }
 
@@ -297,10 +312,13 @@ public sealed class TransformerModel : Module<Tensor, Tensor>
     public LoraLinear? score { get; }
 
     /// <summary>Where the weights live.</summary>
-    public Device Device => model.embed_tokens.weight.device;
+    public Device Device => model.embed_tokens.weight!.device;
+
+    /// <summary>Number of scalar parameters.</summary>
+    public long ParameterCount => parameters().Sum(p => p.numel());
 
     /// <summary>Element type of the weights.</summary>
-    public ScalarType DType => model.embed_tokens.weight.dtype;
+    public ScalarType DType => model.embed_tokens.weight!.dtype;
 
     private void InitialiseWeights()
     {
@@ -330,34 +348,46 @@ public sealed class TransformerModel : Module<Tensor, Tensor>
         var s = past + t;
         var device = Device;
         if (segmentIds is not null && cache is not null) throw new ArgumentException("packed segments cannot be combined with a KV cache", nameof(segmentIds));
-        Tensor mask = attentionMask ?? torch.ones(new[] { b, s }, ScalarType.Int64, device);
-        if (mask.size(1) != s)
-            throw new ArgumentException($"attention mask covers {mask.size(1)} positions but cache ({past}) + new tokens ({t}) = {s}", nameof(attentionMask));
-        var realBefore = mask.to(ScalarType.Int64).cumsum(1);
-        // Query i (absolute position past + i) may see key j when j <= past + i and key j is not padding.
-        var queryIndex = torch.arange(past, s, 1, ScalarType.Int64, device).view(t, 1);
-        var keyIndex = torch.arange(0, s, 1, ScalarType.Int64, device).view(1, s);
-        var blocked = keyIndex.gt(queryIndex).view(1, 1, t, s).logical_or(mask.eq(0L).view(b, 1, 1, s));
         Tensor positions;
-        if (segmentIds is null)
+        Tensor? maskBias = null;
+        var causal = false;
+        if (attentionMask is null && segmentIds is null && (t == 1 || past == 0))
         {
-            positions = (realBefore - 1L).clamp(min: 0).narrow(1, past, t);
+            // No padding: positions count from the cache's length, and the mask is implied. One new token may
+            // see every cached key; a first chunk is plainly causal. No mask tensors to build in the decode loop.
+            positions = torch.arange(past, s, 1, ScalarType.Int64, device).unsqueeze(0).expand(b, t);
+            causal = t > 1;
         }
         else
         {
-            if (segmentPositions is null) throw new ArgumentException("packed segments need their positions", nameof(segmentPositions));
-            blocked = blocked.logical_or(segmentIds.view(b, 1, t, 1).ne(segmentIds.view(b, 1, 1, t)));
-            positions = segmentPositions;
+            var mask = attentionMask ?? torch.ones(new[] { b, s }, ScalarType.Int64, device);
+            if (mask.size(1) != s)
+                throw new ArgumentException($"attention mask covers {mask.size(1)} positions but cache ({past}) + new tokens ({t}) = {s}", nameof(attentionMask));
+            var realBefore = mask.to(ScalarType.Int64).cumsum(1);
+            // Query i (absolute position past + i) may see key j when j <= past + i and key j is not padding.
+            var queryIndex = torch.arange(past, s, 1, ScalarType.Int64, device).view(t, 1);
+            var keyIndex = torch.arange(0, s, 1, ScalarType.Int64, device).view(1, s);
+            var blocked = keyIndex.gt(queryIndex).view(1, 1, t, s).logical_or(mask.eq(0L).view(b, 1, 1, s));
+            if (segmentIds is null)
+            {
+                positions = (realBefore - 1L).clamp(min: 0).narrow(1, past, t);
+            }
+            else
+            {
+                if (segmentPositions is null) throw new ArgumentException("packed segments need their positions", nameof(segmentPositions));
+                blocked = blocked.logical_or(segmentIds.view(b, 1, t, 1).ne(segmentIds.view(b, 1, 1, t)));
+                positions = segmentPositions;
+            }
+            maskBias = torch.zeros(new[] { b, 1, t, s }, DType, device).masked_fill(blocked, float.MinValue);
         }
-        var maskBias = torch.zeros(new[] { b, 1, t, s }, ScalarType.Float32, device).masked_fill(blocked, float.MinValue);
-        var hidden = model.Forward(inputIds, positions, maskBias, cache);
+        var hidden = model.Forward(inputIds, positions, maskBias, causal, cache);
         cache?.Advance(t);
         return scope.MoveToOuter(hidden);
     }
 
     /// <summary>Next-token logits [..., V] from hidden states [..., C].</summary>
     public Tensor Logits(Tensor hidden) =>
-        lm_head is null ? torch.nn.functional.linear(hidden, model.embed_tokens.weight) : lm_head.forward(hidden);
+        lm_head is null ? torch.nn.functional.linear(hidden, model.embed_tokens.weight!) : lm_head.forward(hidden);
 
     /// <summary>Per-token values [..., ] from hidden states [..., C]; needs the value head.</summary>
     public Tensor Values(Tensor hidden)

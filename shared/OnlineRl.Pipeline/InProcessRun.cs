@@ -3,7 +3,8 @@ using OnlineRl.Algorithms;
 using OnlineRl.Messaging;
 using OnlineRl.Model;
 using OnlineRl.Tokenizers;
-using OnlineRl.Torch;
+using TorchSharp;
+using static TorchSharp.torch;
 using OnlineRl.Training;
 using OnlineRl.Weights;
 
@@ -26,14 +27,21 @@ public sealed record RunSummary(double InitialAccuracy, double FinalAccuracy, IR
 /// </summary>
 public static class InProcessRun
 {
-    /// <summary>Runs <paramref name="config"/>; progress lines go to <paramref name="log"/>.</summary>
-    public static async Task<RunSummary> RunAsync(RunConfig config, Action<string> log, CancellationToken cancellationToken = default)
+    /// <summary>Runs <paramref name="config"/>; lines go to <paramref name="log"/>.</summary>
+    /// <param name="config">The run.</param>
+    /// <param name="log">Receives the run's lines; without <paramref name="progress"/>, one per learner step too.</param>
+    /// <param name="cancellationToken">Stops the run.</param>
+    /// <param name="progress">
+    /// Where SFT and RL steps report (step / total, rate, ETA); the steps with a held-out accuracy still come as lines.
+    /// </param>
+    public static async Task<RunSummary> RunAsync(RunConfig config, Action<string> log, CancellationToken cancellationToken = default,
+        ConsoleProgress? progress = null)
     {
         PipelineServices.ConfigureProcess(config);
         Directory.CreateDirectory(config.OutputDir);
         File.WriteAllText(Path.Combine(config.OutputDir, "config.json"), config.ToJson());
 
-        using var session = LearnerSession.Create(config, withGeneratorModel: true, log);
+        using var session = LearnerSession.Create(config, withGeneratorModel: true, log, progress);
         var policy = session.Policy;
         var tokenizer = session.Tokenizer;
         var initialAccuracy = session.Evaluate();
@@ -49,12 +57,14 @@ public static class InProcessRun
         var reports = new List<StepReport>();
         var initial = await LearnerWorker.PublishWeightsAsync(store, policy, config.Model.LoraRank > 0, 0, cancellationToken).ConfigureAwait(false);
         var clock = Stopwatch.StartNew();
+        progress?.Begin("RL step", config.Train.Steps, config.Train.TimeLimitMinutes > 0 ? TimeSpan.FromMinutes(config.Train.TimeLimitMinutes) : null);
         var generators = Transports.CreateGeneratorStatus(config.Transport, PipelineServices.WeightsPrefix(config));
         var learnerWorker = new LearnerWorker(bus, store, session.Learner, policy, PipelineServices.LearnerOptions(config, "learner"), config.RunId,
             startVersion: initial.Version, session.Evaluate, report =>
         {
             reports.Add(report);
-            log(ProgressLine(report));
+            if (progress is null) log(ProgressLine(report));
+            else progress.Report(report.Step, StepMetrics(report), keep: report.HeldOutAccuracy is not null);
             if (config.Train.CheckpointEvery > 0 && report.Step % config.Train.CheckpointEvery == 0)
             {
                 // Runs on the learner's thread between updates, so the weights are consistent.
@@ -94,6 +104,7 @@ public static class InProcessRun
             }
         }
         var elapsed = clock.Elapsed.TotalSeconds;
+        progress?.End();
         if (config.Model.LoraRank > 0) LoraAdapters.Merge(policy);
         var finalAccuracy = session.Evaluate();
         log($"held-out accuracy after {reports.Count} steps ({elapsed:F0} s): {finalAccuracy:P1} (was {initialAccuracy:P1}); " +
@@ -104,7 +115,7 @@ public static class InProcessRun
         ModelTokenizers.SaveWithModel(tokenizer, config.Model.Checkpoint.Length > 0 ? config.Model.Checkpoint : null, checkpointDir);
         var summary = new RunSummary(initialAccuracy, finalAccuracy, reports, elapsed, learnerWorker.DroppedStale, learnerWorker.TrainedPrompts, config.OutputDir);
         RunReport.Write(summary, config);
-        log($"wrote {Path.Combine(config.OutputDir, "report.md")}, metrics.csv, reward.svg and checkpoint/");
+        log($"wrote {Path.Combine(config.OutputDir, "report.md")}, report.html, metrics.csv, reward.svg and checkpoint/");
         return summary;
     }
 
@@ -139,11 +150,14 @@ public static class InProcessRun
     }
 
     /// <summary>The one-line progress report of a learner step.</summary>
-    public static string ProgressLine(StepReport r)
+    public static string ProgressLine(StepReport r) => $"step {r.Step,4}  {StepMetrics(r)}";
+
+    /// <summary>A learner step's numbers: reward, loss, KL, tokens/s, lag, weights version, time, held-out accuracy.</summary>
+    public static string StepMetrics(StepReport r)
     {
         double M(string key) => r.Metrics.TryGetValue(key, out var v) ? v : double.NaN;
         var accuracy = r.HeldOutAccuracy is { } a ? $"  held-out {a:P1}" : "";
-        return $"step {r.Step,4}  reward {M("reward_mean"),6:F3}  loss {M("loss"),8:F4}  kl {M("kl"),7:F4}  " +
+        return $"reward {M("reward_mean"),6:F3}  loss {M("loss"),8:F4}  kl {M("kl"),7:F4}  " +
                $"tok/s {M("tokens_per_second"),6:F0}  lag {r.PolicyLagMean:F2}  v{r.PolicyVersion}  {r.ElapsedSeconds,5:F0}s{accuracy}";
     }
 }

@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Runtime.InteropServices;
 using System.Text.Json;
 using OnlineRl.Model;
 using OnlineRl.Training;
@@ -99,8 +100,16 @@ public sealed class LearnerStateStore
         if (File.Exists(path))
         {
             using var file = SafeTensorsFile.Open(path);
-            using var scope = OnlineRl.Torch.torch.NewDisposeScope();
-            reference.load_state_dict(file.Tensors.Keys.ToDictionary(name => name, name => file.Load(name, reference.DType, reference.Device)));
+            using var scope = TorchSharp.torch.NewDisposeScope();
+            try
+            {
+                reference.load_state_dict(file.Tensors.Keys.ToDictionary(name => name, name => file.Load(name, reference.DType, reference.Device)));
+            }
+            catch (Exception e) when (e is InvalidOperationException or ExternalException)
+            {
+                // TorchSharp names neither the file nor, for a missing or extra tensor, the tensor.
+                throw new InvalidDataException($"{path}: not the reference of this model (another architecture?): {e.Message}", e);
+            }
         }
         else
         {

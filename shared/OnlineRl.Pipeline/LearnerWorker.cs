@@ -2,7 +2,8 @@ using System.Diagnostics;
 using OnlineRl.Contracts;
 using OnlineRl.Messaging;
 using OnlineRl.Model;
-using OnlineRl.Torch;
+using TorchSharp;
+using static TorchSharp.torch;
 using OnlineRl.Training;
 using OnlineRl.Weights;
 

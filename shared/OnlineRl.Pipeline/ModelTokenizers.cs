@@ -37,7 +37,7 @@ public static class ModelTokenizers
             return;
         }
         if (sourceDirectory is null) throw new ArgumentNullException(nameof(sourceDirectory), "a file-based tokenizer needs its source directory");
-        foreach (var pattern in new[] { "tokenizer*.json", "encoder.json", "vocab.bpe", FileName })
+        foreach (var pattern in TokenizerLoader.FileNames.Append(FileName))
             foreach (var file in Directory.GetFiles(sourceDirectory, pattern))
                 File.Copy(file, Path.Combine(directory, Path.GetFileName(file)), overwrite: true);
     }

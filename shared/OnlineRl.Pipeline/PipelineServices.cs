@@ -1,7 +1,8 @@
 using OnlineRl.Messaging;
 using OnlineRl.Model;
 using OnlineRl.Tokenizers;
-using OnlineRl.Torch;
+using TorchSharp;
+using static TorchSharp.torch;
 using OnlineRl.Training;
 using OnlineRl.Weights;
 
@@ -55,17 +56,21 @@ public sealed class LearnerSession : IDisposable
     public int HeldOutCount => heldOutPrompts.Count;
 
     /// <summary>Builds the session; <paramref name="withGeneratorModel"/> also makes <see cref="GeneratorModel"/>.</summary>
-    public static LearnerSession Create(RunConfig config, bool withGeneratorModel, Action<string> log)
+    /// <param name="config">The run.</param>
+    /// <param name="withGeneratorModel">Also make a sampling copy of the policy.</param>
+    /// <param name="log">Receives the lines (policy size, SFT progress without <paramref name="progress"/>).</param>
+    /// <param name="progress">Where the SFT warm start reports its steps (step / total, rate, ETA, loss), if given.</param>
+    public static LearnerSession Create(RunConfig config, bool withGeneratorModel, Action<string> log, ConsoleProgress? progress = null)
     {
-        var device = Device.Parse(config.Device);
+        var device = Devices.Parse(config.Device);
         var tokenizer = PolicySetup.Tokenizer(config);
         var tasks = TaskSource.Create(config.Task, config.Seed, log);
         var heads = config.Algorithm.Name == "ppo" ? ModelHeads.Value : ModelHeads.None;
         var stateStore = config.Train.StateDir.Length > 0 ? new LearnerStateStore(config.Train.StateDir) : null;
         var policy = PolicySetup.Create(config, tokenizer, heads, device);
-        log($"policy: {policy.Config.ModelType}, {policy.parameter_count():N0} parameters, {config.Model.Layers} layers; task {config.Task.Kind}; algorithm {config.Algorithm.Name}");
+        log($"policy: {policy.Config.ModelType}, {policy.ParameterCount:N0} parameters, {config.Model.Layers} layers; task {config.Task.Kind}; algorithm {config.Algorithm.Name}");
         var resuming = stateStore?.Latest() is not null;
-        if (config.Model.Checkpoint.Length == 0 && config.Sft.Steps > 0 && !resuming) WarmStart(policy, tokenizer, tasks, config, log);
+        if (config.Model.Checkpoint.Length == 0 && config.Sft.Steps > 0 && !resuming) WarmStart(policy, tokenizer, tasks, config, log, progress);
 
         var reference = PolicySetup.Copy(policy, ModelHeads.None);
         foreach (var p in reference.parameters()) p.requires_grad = false;
@@ -101,7 +106,7 @@ public sealed class LearnerSession : IDisposable
     }
 
     /// <summary>Supervised warm start on the task's reference answers.</summary>
-    private static void WarmStart(TransformerModel policy, ITokenizer tokenizer, TaskSource tasks, RunConfig config, Action<string> log)
+    private static void WarmStart(TransformerModel policy, ITokenizer tokenizer, TaskSource tasks, RunConfig config, Action<string> log, ConsoleProgress? progress)
     {
         var eos = tokenizer.EosId is { } e ? new[] { e } : Array.Empty<int>();
         var examples = Enumerable.Range(0, 20_000).Select(i => tasks.Training(-20_000 + i))
@@ -109,10 +114,13 @@ public sealed class LearnerSession : IDisposable
         var sft = new SftOptions { Steps = config.Sft.Steps, LearningRate = config.Sft.LearningRate, ExamplesPerStep = config.Sft.ExamplesPerStep, RowLength = 64, Seed = config.Seed };
         var every = Math.Max(1, sft.Steps / 5);
         log($"SFT warm start: {sft.Steps} steps of {sft.ExamplesPerStep} examples");
+        progress?.Begin("SFT step", sft.Steps);
         SupervisedFineTuning.Train(policy, examples, sft, s =>
         {
-            if (s.Step % every == 0 || s.Step == sft.Steps) log($"  sft step {s.Step}/{sft.Steps} loss {s.Loss:F3}");
+            if (progress is not null) progress.Report(s.Step, $"loss {s.Loss:F3}");
+            else if (s.Step % every == 0 || s.Step == sft.Steps) log($"  sft step {s.Step}/{sft.Steps} loss {s.Loss:F3}");
         });
+        progress?.End();
     }
 }
 
@@ -178,7 +186,7 @@ public static class PipelineServices
     public static (IGroupScorer Scorer, TransformerModel? RewardModel) GroupScorer(RunConfig config, TaskSource tasks, ITokenizer tokenizer)
     {
         if (config.Reward.Model.Length == 0) return (new RuleScorer(tasks.Reward), null);
-        var rewardModel = Checkpoint.Load(config.Reward.Model, ScalarType.Float32, Device.Parse(config.Device));
+        var rewardModel = Checkpoint.Load(config.Reward.Model, ScalarType.Float32, Devices.Parse(config.Device));
         if (rewardModel.score is null || rewardModel.Config.VocabSize < tokenizer.VocabSize)
         {
             rewardModel.Dispose();
@@ -233,7 +241,7 @@ public static class PipelineServices
         if (config.Model.LoraRank > 0 && config.Model.Checkpoint.Length == 0)
             throw new ConfigException("config key 'model.lora_rank': a generator service with LoRA needs model.checkpoint (only adapters travel, so the base must be the same checkpoint everywhere)");
         var tokenizer = PolicySetup.Tokenizer(config);
-        using var model = PolicySetup.Create(config, tokenizer, ModelHeads.None, Device.Parse(config.Device));
+        using var model = PolicySetup.Create(config, tokenizer, ModelHeads.None, Devices.Parse(config.Device));
         if (config.Model.LoraRank > 0) LoraAdapters.Attach(model, LoraConfig.Default with { Rank = config.Model.LoraRank, Alpha = config.Model.LoraAlpha });
         using var ledger = Ledger(config, config.Service.Id);
         log($"generator {config.Service.Id}: waiting for weights from the learner");

@@ -1,7 +1,8 @@
 using OnlineRl.Model;
 using OnlineRl.Rewards;
 using OnlineRl.Tokenizers;
-using OnlineRl.Torch;
+using TorchSharp;
+using static TorchSharp.torch;
 
 namespace OnlineRl.Pipeline;
 

@@ -15,6 +15,8 @@ public sealed partial class ServiceProcess : IDisposable
     private readonly ConcurrentQueue<string> lines = new();
     private readonly StreamWriter log;
     private readonly TaskCompletionSource exited = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly TaskCompletionSource outputClosed = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private int openStreams = 2;
 
     private ServiceProcess(string name, Process process, StreamWriter log)
     {
@@ -32,7 +34,7 @@ public sealed partial class ServiceProcess : IDisposable
     /// <summary>Every line the process printed so far (stdout and stderr).</summary>
     public IReadOnlyList<string> Lines => lines.ToArray();
 
-    /// <summary>Whether the process has ended.</summary>
+    /// <summary>Whether the process has ended and everything it printed has been read.</summary>
     public bool HasExited => exited.Task.IsCompleted;
 
     /// <summary>The exit code (after the process ended).</summary>
@@ -61,16 +63,28 @@ public sealed partial class ServiceProcess : IDisposable
         var service = new ServiceProcess(name, process, log);
         process.OutputDataReceived += (_, e) => service.Add(e.Data);
         process.ErrorDataReceived += (_, e) => service.Add(e.Data);
-        process.Exited += (_, _) => service.exited.TrySetResult();
+        process.Exited += (_, _) => _ = service.MarkExitedWhenOutputEndsAsync();
         if (!process.Start()) throw new InvalidOperationException($"could not start {name}");
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
         return service;
     }
 
+    // The Exited event can come before the last lines have been read from the pipes: the process counts as
+    // ended once both streams are closed, or a few seconds after the exit if something else still holds them.
+    private async Task MarkExitedWhenOutputEndsAsync()
+    {
+        await Task.WhenAny(outputClosed.Task, Task.Delay(TimeSpan.FromSeconds(5))).ConfigureAwait(false);
+        exited.TrySetResult();
+    }
+
     private void Add(string? line)
     {
-        if (line is null) return;
+        if (line is null)
+        {
+            if (Interlocked.Decrement(ref openStreams) == 0) outputClosed.TrySetResult();
+            return;
+        }
         lines.Enqueue(line);
         lock (log) log.WriteLine(line);
     }
@@ -118,6 +132,14 @@ public sealed partial class ServiceProcess : IDisposable
         if (HasExited) return;
         _ = SendSignal(process.Id, SigKill);
         process.WaitForExit(10_000);
+    }
+
+    /// <summary>The first printed exception (its line and the next few), or null: the tail alone shows only its stack's end.</summary>
+    public string? FirstException(int count = 8)
+    {
+        var all = Lines;
+        var start = all.ToList().FindIndex(l => l.Contains("Exception", StringComparison.Ordinal));
+        return start < 0 ? null : string.Join('\n', all.Skip(start).Take(count).Select(l => $"  {Name}| {l}"));
     }
 
     /// <summary>The last printed lines, for failure messages.</summary>

@@ -5,7 +5,8 @@ using OnlineRl.Messaging;
 using OnlineRl.Model;
 using OnlineRl.Rewards;
 using OnlineRl.Tokenizers;
-using OnlineRl.Torch;
+using TorchSharp;
+using static TorchSharp.torch;
 using OnlineRl.Weights;
 
 namespace OnlineRl.Pipeline;

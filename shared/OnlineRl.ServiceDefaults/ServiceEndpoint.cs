@@ -37,27 +37,33 @@ public sealed record ServiceEndpointOptions
     /// <summary>The <c>service.name</c> resource attribute (shown in the <c>target_info</c> metric).</summary>
     public string ServiceName { get; init; } = "onlinerl";
 
-    /// <summary>The meters exported on /metrics: by default the pipeline's and the messaging layer's.</summary>
+    /// <summary>
+    /// The meters exported on /metrics: by default the pipeline's and the messaging layer's. The runtime, process and
+    /// ASP.NET Core metrics are always exported beside them.
+    /// </summary>
     public IReadOnlyList<string> MeterNames { get; init; } = [PipelineMetrics.MeterName, MessagingMetrics.MeterName];
 
     /// <summary>Answers /readyz: called on every request, so keep it cheap. An exception counts as not ready.</summary>
     public Func<Readiness> Readiness { get; init; } = () => ServiceDefaults.Readiness.Ready;
 
     /// <summary>
-    /// Receives the metrics SDK's and exporter's warnings and errors, e.g. why a scrape answered 500 or which metric
-    /// callback threw; by default they are written to standard error.
+    /// Receives the metrics SDK's and exporter's warnings and errors in plain words, each distinct one once, e.g. why a
+    /// scrape answered 500 or which metric callback threw; by default they are written to standard error.
     /// </summary>
     public Action<string> ReportMetricsProblem { get; init; } = message => Console.Error.WriteLine("metrics: " + message);
 }
 
 /// <summary>
 /// The small HTTP server every service process runs: GET /metrics (Prometheus text exposition of the
-/// configured meters, through the OpenTelemetry SDK and its Prometheus exporter), /healthz (the process
-/// is alive) and /readyz (the service's own readiness callback; 503 with the reason when not ready).
+/// configured meters plus runtime, process and HTTP-server metrics, through the OpenTelemetry SDK and its
+/// Prometheus exporter), /healthz (the process is alive) and /readyz (the service's own readiness callback;
+/// 503 with the reason when not ready).
 /// </summary>
 /// <remarks>
 /// Built on an empty ASP.NET Core host: no logging providers, no startup banner and no Ctrl+C handling,
-/// so it does not disturb a console application's output or shutdown.
+/// so it does not disturb a console application's output or shutdown. One per process: the HTTP server's meters
+/// carry the same names in every ASP.NET Core host, so a second endpoint alive in the same process would see (and
+/// lose, when either stops) the first one's HTTP-server metrics.
 /// </remarks>
 public sealed class ServiceEndpoint : IAsyncDisposable
 {
@@ -86,6 +92,11 @@ public sealed class ServiceEndpoint : IAsyncDisposable
         builder.Services.AddOpenTelemetry()
             .ConfigureResource(resource => resource.AddService(options.ServiceName))
             .WithMetrics(metrics => metrics.AddMeter([.. options.MeterNames])
+                // The service's health beside its work: GC, heap, JIT and thread pool (the runtime's System.Runtime
+                // meter), memory, CPU time and threads of the process, and this HTTP server (requests, Kestrel).
+                .AddRuntimeInstrumentation()
+                .AddProcessInstrumentation()
+                .AddAspNetCoreInstrumentation()
                 // No response cache: every scrape sees the values recorded up to that moment.
                 .AddPrometheusExporter(exporter => exporter.ScrapeResponseCacheDurationMilliseconds = 0));
         var app = builder.Build();

@@ -1,6 +1,6 @@
 namespace OnlineRl.Tokenizers;
 
-/// <summary>What <see cref="ByteLevelBpeTokenizer.Encode(string, SpecialTokenPolicy)"/> does with special
+/// <summary>What <see cref="PretrainedTokenizer.Encode(string, SpecialTokenPolicy)"/> does with special
 /// tokens (those flagged <c>special</c>, such as <c>&lt;|im_end|&gt;</c>) written in the input text.</summary>
 public enum SpecialTokenPolicy
 {

@@ -1,8 +1,6 @@
 using System.Diagnostics;
 using OnlineRl.Algorithms;
 using OnlineRl.Model;
-using OnlineRl.Torch;
-using OnlineRl.Torch.Optim;
 
 namespace OnlineRl.Training;
 
@@ -82,9 +80,8 @@ public sealed class Learner : IDisposable
     private readonly TransformerModel policy;
     private readonly TransformerModel? reference;
     private readonly LearnerOptions options;
-    private readonly List<Tensor> trainable;
-    private readonly AdamW optimizer;
-    private readonly WarmupCosineSchedule schedule;
+    private readonly List<TorchSharp.Modules.Parameter> trainable;
+    private readonly ScheduledAdamW optimizer;
     private readonly Generator random;
 
     /// <summary>Creates the learner; PPO needs a policy with a value head.</summary>
@@ -102,18 +99,18 @@ public sealed class Learner : IDisposable
         this.policy = policy;
         this.reference = needsReference ? reference : null;
         this.options = options;
-        trainable = policy.parameters().Where(p => p.requires_grad).Cast<Tensor>().ToList();
+        trainable = policy.parameters().Where(p => p.requires_grad).ToList();
         if (trainable.Count == 0) throw new ArgumentException("the policy has no trainable parameters", nameof(policy));
-        optimizer = new AdamW(trainable, options.LearningRate, weight_decay: options.WeightDecay);
-        schedule = new WarmupCosineSchedule(options.LearningRate, options.WarmupSteps, options.TotalSteps, options.LearningRate * 0.1);
-        random = new Generator(options.Seed);
+        optimizer = new ScheduledAdamW(trainable,
+            new WarmupCosineSchedule(options.LearningRate, options.WarmupSteps, options.TotalSteps, options.LearningRate * 0.1), options.WeightDecay);
+        random = new Generator(unchecked((ulong)options.Seed), CPU);
     }
 
     /// <summary>Updates taken so far.</summary>
     public long StepCount { get; private set; }
 
     /// <summary>The optimizer (its state belongs in checkpoints).</summary>
-    public AdamW Optimizer => optimizer;
+    public ScheduledAdamW Optimizer => optimizer;
 
     /// <summary>Updates (or minibatch updates) dropped because the loss or the gradient norm was NaN or infinite.</summary>
     public long NonFiniteUpdates { get; private set; }
@@ -143,12 +140,12 @@ public sealed class Learner : IDisposable
         using var scope = torch.NewDisposeScope();
         using var batch = RolloutBatch.Build(groups, policy.Device);
         var rewards = options.ShuffleRewards ? Shuffle(batch.Rewards) : batch.Rewards;
-        var rewardValues = rewards.data<float>();
+        var rewardValues = rewards.data<float>().ToArray();
         metrics["reward_mean"] = rewardValues.Average();
         metrics["reward_std"] = Math.Sqrt(rewardValues.Select(r => (r - metrics["reward_mean"]) * (r - metrics["reward_mean"])).Average());
         metrics["completion_tokens"] = batch.CompletionTokens;
         metrics["completion_length_mean"] = (double)batch.CompletionTokens / (batch.GroupCount * batch.GroupSize);
-        metrics["learning_rate"] = schedule.Apply(optimizer);
+        metrics["learning_rate"] = optimizer.LearningRate;
         policy.train();
 
         var skipped = options.Algorithm switch
@@ -165,7 +162,7 @@ public sealed class Learner : IDisposable
 
     private Tensor Shuffle(Tensor rewards)
     {
-        var permutation = torch.randperm(rewards.numel(), random).to(rewards.device);
+        var permutation = torch.randperm(rewards.numel(), generator: random).to(rewards.device);
         return rewards.reshape(-1).index_select(0, permutation).reshape(rewards.shape);
     }
 
@@ -190,7 +187,7 @@ public sealed class Learner : IDisposable
     /// <summary>Row subsets for minibatches, whole groups kept together.</summary>
     private List<Tensor> Minibatches(int groupCount, int groupSize, Device device)
     {
-        var order = options.Minibatches > 1 ? torch.randperm(groupCount, random).data<long>().Select(g => (int)g).ToArray() : Enumerable.Range(0, groupCount).ToArray();
+        var order = options.Minibatches > 1 ? torch.randperm(groupCount, generator: random).data<long>().ToArray().Select(g => (int)g).ToArray() : Enumerable.Range(0, groupCount).ToArray();
         var count = Math.Min(options.Minibatches, groupCount);
         return Enumerable.Range(0, count).Select(m =>
         {
@@ -207,12 +204,12 @@ public sealed class Learner : IDisposable
         {
             // A NaN/inf loss or gradient must never reach the weights (nor, through them, a checkpoint or
             // the generators): drop this update and count it.
-            optimizer.zero_grad();
+            optimizer.ZeroGrad();
             NonFiniteUpdates++;
             return (norm, false);
         }
-        optimizer.step();
-        optimizer.zero_grad();
+        optimizer.Step();
+        optimizer.ZeroGrad();
         return (norm, true);
     }
 

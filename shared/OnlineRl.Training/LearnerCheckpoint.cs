@@ -1,7 +1,6 @@
+using System.Runtime.InteropServices;
 using System.Text.Json;
 using OnlineRl.Model;
-using OnlineRl.Torch;
-using OnlineRl.Torch.Optim;
 
 namespace OnlineRl.Training;
 
@@ -70,7 +69,15 @@ public static class LearnerCheckpoint
         using (var weights = SafeTensorsFile.Open(Path.Combine(directory, WeightsFile)))
         {
             var own = policy.state_dict();
-            policy.load_state_dict(weights.Tensors.Keys.ToDictionary(name => name, name => weights.Load(name, own.TryGetValue(name, out var t) ? t.dtype : null, policy.Device)));
+            try
+            {
+                policy.load_state_dict(weights.Tensors.Keys.ToDictionary(name => name, name => weights.Load(name, own.TryGetValue(name, out var t) ? t.dtype : null, policy.Device)));
+            }
+            catch (Exception e) when (e is InvalidOperationException or ExternalException)
+            {
+                // TorchSharp names neither the file nor, for a missing or extra tensor, the tensor.
+                throw new InvalidDataException($"{weights.Path}: not the weights of this policy (another architecture?): {e.Message}", e);
+            }
         }
         using var states = SafeTensorsFile.Open(Path.Combine(directory, StateFile));
         var parameters = learner.Optimizer.Parameters;
@@ -80,7 +87,21 @@ public static class LearnerCheckpoint
         var optimizer = new AdamWState(info.OptimizerStep, info.ParameterSteps,
             Enumerable.Range(0, parameters.Count).Select(i => Moment("exp_avg", i)).ToArray(),
             Enumerable.Range(0, parameters.Count).Select(i => Moment("exp_avg_sq", i)).ToArray());
-        learner.RestoreState(new LearnerState(info.Step, info.NonFiniteUpdates, optimizer, states.Load(LearnerRandom)));
-        torch.set_rng_state(states.Load(GlobalRandom));
+        var learnerRandom = RandomState(states, LearnerRandom);
+        var globalRandom = RandomState(states, GlobalRandom);
+        learner.RestoreState(new LearnerState(info.Step, info.NonFiniteUpdates, optimizer, learnerRandom));
+        torch.set_rng_state(globalRandom);
+    }
+
+    /// <summary>
+    /// A saved generator state, checked first: libtorch refuses a state of another size with a C++ exception that
+    /// TorchSharp's set_state lets escape, which aborts the process. Both saved generators are CPU generators.
+    /// </summary>
+    private static Tensor RandomState(SafeTensorsFile states, string name)
+    {
+        using var current = torch.get_rng_state();
+        if (!states.Tensors.TryGetValue(name, out var info) || info.Type != current.dtype || !info.Shape.SequenceEqual(current.shape))
+            throw new InvalidDataException($"{states.Path}: '{name}' is not a CPU random generator state ({current.dtype} [{current.numel()}])");
+        return states.Load(name);
     }
 }

@@ -1,4 +1,3 @@
-using OnlineRl.Torch;
 
 namespace OnlineRl.Training;
 

@@ -1,7 +1,5 @@
 using OnlineRl.Algorithms;
 using OnlineRl.Model;
-using OnlineRl.Torch;
-using OnlineRl.Torch.Optim;
 
 namespace OnlineRl.Training;
 
@@ -65,7 +63,7 @@ public static class RewardModel
         for (var start = 0; start < sequences.Count; start += batchSize)
         {
             using var scope = torch.NewDisposeScope();
-            result.AddRange(SequenceRewards(model, sequences.Skip(start).Take(batchSize).ToList()).data<float>());
+            result.AddRange(SequenceRewards(model, sequences.Skip(start).Take(batchSize).ToList()).data<float>().ToArray());
         }
         return result.ToArray();
     }
@@ -84,9 +82,9 @@ public static class RewardModel
     {
         if (model.score is null) throw new ArgumentException("the model needs a reward head (ModelHeads.Reward)", nameof(model));
         if (pairs.Count == 0) throw new ArgumentException("no preference pairs", nameof(pairs));
-        var trainable = model.parameters().Where(p => p.requires_grad).Cast<Tensor>().ToList();
-        using var optimizer = new AdamW(trainable, options.LearningRate, weight_decay: 0);
-        var schedule = new WarmupCosineSchedule(options.LearningRate, options.WarmupSteps, options.Steps, options.LearningRate * 0.1);
+        var trainable = model.parameters().Where(p => p.requires_grad).ToList();
+        using var optimizer = new ScheduledAdamW(trainable,
+            new WarmupCosineSchedule(options.LearningRate, options.WarmupSteps, options.Steps, options.LearningRate * 0.1), weightDecay: 0);
         var random = new Random((int)options.Seed);
         var history = new List<(double, double)>();
         model.train();
@@ -96,11 +94,10 @@ public static class RewardModel
             var batch = Enumerable.Range(0, options.PairsPerStep).Select(_ => pairs[random.Next(pairs.Count)]).ToList();
             var rewards = SequenceRewards(model, batch.Select(p => (p.Prompt, p.Chosen)).Concat(batch.Select(p => (p.Prompt, p.Rejected))).ToList());
             var result = RewardModelLoss.BradleyTerry(rewards.narrow(0, 0, batch.Count), rewards.narrow(0, batch.Count, batch.Count));
-            schedule.Apply(optimizer);
-            optimizer.zero_grad();
+            optimizer.ZeroGrad();
             result.Loss.backward();
             if (options.MaxGradNorm > 0) torch.nn.utils.clip_grad_norm_(trainable, options.MaxGradNorm);
-            optimizer.step();
+            optimizer.Step();
             var loss = result.Loss.ToDouble();
             history.Add((loss, result.Accuracy));
             progress?.Invoke(step, loss, result.Accuracy);

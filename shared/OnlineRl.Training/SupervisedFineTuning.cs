@@ -1,7 +1,5 @@
 using System.Diagnostics;
 using OnlineRl.Model;
-using OnlineRl.Torch;
-using OnlineRl.Torch.Optim;
 
 namespace OnlineRl.Training;
 
@@ -48,10 +46,10 @@ public static class SupervisedFineTuning
         Action<SftStepStats>? progress = null)
     {
         if (examples.Count == 0) throw new ArgumentException("no training examples", nameof(examples));
-        var trainable = model.parameters().Where(p => p.requires_grad).Cast<Tensor>().ToList();
+        var trainable = model.parameters().Where(p => p.requires_grad).ToList();
         if (trainable.Count == 0) throw new InvalidOperationException("the model has no trainable parameters");
-        using var optimizer = new AdamW(trainable, options.LearningRate, weight_decay: options.WeightDecay);
-        var schedule = new WarmupCosineSchedule(options.LearningRate, options.WarmupSteps, options.Steps, options.LearningRate * 0.1);
+        using var optimizer = new ScheduledAdamW(trainable,
+            new WarmupCosineSchedule(options.LearningRate, options.WarmupSteps, options.Steps, options.LearningRate * 0.1), options.WeightDecay);
         var random = new Random((int)options.Seed);
         var history = new List<SftStepStats>();
         model.train();
@@ -61,14 +59,14 @@ public static class SupervisedFineTuning
             using var scope = torch.NewDisposeScope();
             var drawn = Enumerable.Range(0, options.ExamplesPerStep).Select(_ => examples[random.Next(examples.Count)]).ToList();
             using var batch = SequencePacker.Pack(drawn, options.RowLength, model.Device, options.TrainOnPrompt);
-            var lr = schedule.Apply(optimizer);
-            optimizer.zero_grad();
+            var lr = optimizer.LearningRate;
+            optimizer.ZeroGrad();
             var logits = model.Logits(model.Hidden(batch.Ids, batch.Mask, segmentIds: batch.Segments, segmentPositions: batch.Positions));
             var loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.size(-1)), batch.Targets.reshape(-1),
                 ignore_index: SequencePacker.Ignore);
             loss.backward();
             var norm = options.MaxGradNorm > 0 ? torch.nn.utils.clip_grad_norm_(trainable, options.MaxGradNorm) : double.NaN;
-            optimizer.step();
+            optimizer.Step();
             var stats = new SftStepStats(step + 1, loss.ToDouble(), lr, norm, batch.Ids.numel() / clock.Elapsed.TotalSeconds);
             history.Add(stats);
             progress?.Invoke(stats);

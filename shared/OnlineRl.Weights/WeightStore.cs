@@ -1,8 +1,6 @@
 using System.Buffers;
-using System.Runtime.InteropServices;
 using System.IO.Hashing;
 using System.Text.Json;
-using OnlineRl.Torch;
 
 namespace OnlineRl.Weights;
 
@@ -82,16 +80,17 @@ public sealed class WeightStore(IBlobStore blobs, WeightStoreOptions? options = 
                 ScalarType type;
                 using (var scope = torch.NewDisposeScope())
                 {
-                    var sent = options.TransferType is { } t && tensor.dtype.IsFloatingPoint() && tensor.dtype != t ? tensor.to(t) : tensor;
+                    var sent = options.TransferType is { } t && torch.is_floating_point(tensor.dtype) && tensor.dtype != t ? tensor.to(t) : tensor;
                     type = sent.dtype;
-                    size = sent.nbytes();
+                    size = sent.NumberOfElements * sent.ElementSize;
                     if (bytes.Length < size)
                     {
                         if (bytes.Length > 0) ArrayPool<byte>.Shared.Return(bytes);
                         bytes = ArrayPool<byte>.Shared.Rent(checked((int)size));
                         buffers[index % 2] = (bytes, writes);
                     }
-                    sent.CopyBytesTo(bytes.AsSpan(0, (int)size));
+                    using var contiguous = sent.device_type == DeviceType.CPU ? sent.contiguous() : sent.cpu().contiguous();
+                    contiguous.bytes.CopyTo(bytes.AsSpan(0, (int)size));
                 }
                 var chunkCount = Math.Max(1, (int)((size + options.ChunkBytes - 1) / options.ChunkBytes));
                 var keys = new string[chunkCount];
@@ -192,10 +191,10 @@ public sealed class WeightStore(IBlobStore blobs, WeightStoreOptions? options = 
                 try
                 {
                     await ReadVerifiedAsync(version, entry, chunks, tensor).ConfigureAwait(false);
-                    if ((device is { } target && target.Type != DeviceType.CPU) || (dtype is { } d && tensor.dtype.IsFloatingPoint() && tensor.dtype != d))
+                    if ((device is { } target && target.type != DeviceType.CPU) || (dtype is { } d && torch.is_floating_point(tensor.dtype) && tensor.dtype != d))
                     {
                         using var original = tensor;
-                        tensor = original.to(device ?? Device.CPU, dtype is { } t && original.dtype.IsFloatingPoint() ? t : original.dtype).DetachFromDisposeScope();
+                        tensor = original.to(dtype is { } t && torch.is_floating_point(original.dtype) ? t : original.dtype, device ?? CPU).DetachFromDisposeScope();
                     }
                     result[entry.Name] = tensor;
                 }
@@ -231,7 +230,7 @@ public sealed class WeightStore(IBlobStore blobs, WeightStoreOptions? options = 
     /// <summary>Fills the (new, contiguous, CPU) <paramref name="tensor"/> with the verified chunks of <paramref name="entry"/>.</summary>
     private static async Task ReadVerifiedAsync(long version, TensorEntry entry, ChunkReader chunks, Tensor tensor)
     {
-        var size = tensor.nbytes();
+        var size = tensor.NumberOfElements * tensor.ElementSize;
         long offset = 0;
         for (var c = 0; c < entry.Chunks.Length; c++)
         {
@@ -241,28 +240,13 @@ public sealed class WeightStore(IBlobStore blobs, WeightStoreOptions? options = 
                 throw new WeightIntegrityException($"weights version {version}: chunk {c} of '{entry.Name}' fails its checksum");
             if (offset + chunk.Length > size)
                 throw new WeightIntegrityException($"weights version {version}: '{entry.Name}' has more bytes than its shape needs");
-            chunk.CopyTo(BytesOf(tensor).Slice((int)offset));
+            chunk.CopyTo(tensor.bytes.Slice((int)offset));
             offset += chunk.Length;
         }
         if (offset != size)
             throw new WeightIntegrityException($"weights version {version}: '{entry.Name}' has {offset} bytes, its shape needs {size}");
     }
 
-    /// <summary>The memory of a contiguous CPU tensor as bytes (valid while the tensor lives; never held across an await).</summary>
-    private static Span<byte> BytesOf(Tensor tensor) => tensor.dtype switch
-    {
-        ScalarType.Float32 => MemoryMarshal.AsBytes(tensor.AsSpan<float>()),
-        ScalarType.Float64 => MemoryMarshal.AsBytes(tensor.AsSpan<double>()),
-        ScalarType.Float16 => MemoryMarshal.AsBytes(tensor.AsSpan<Half>()),
-        ScalarType.BFloat16 => MemoryMarshal.AsBytes(tensor.AsSpan<BFloat16>()),
-        ScalarType.Int64 => MemoryMarshal.AsBytes(tensor.AsSpan<long>()),
-        ScalarType.Int32 => MemoryMarshal.AsBytes(tensor.AsSpan<int>()),
-        ScalarType.Int16 => MemoryMarshal.AsBytes(tensor.AsSpan<short>()),
-        ScalarType.Int8 => MemoryMarshal.AsBytes(tensor.AsSpan<sbyte>()),
-        ScalarType.UInt8 => tensor.AsSpan<byte>(),
-        ScalarType.Bool => MemoryMarshal.AsBytes(tensor.AsSpan<bool>()),
-        var other => throw new WeightIntegrityException($"tensor element type {other} cannot be loaded"),
-    };
 
     /// <summary>
     /// Deletes versions older than every version in <paramref name="heldVersions"/> (what live generators

@@ -14,7 +14,7 @@ public class EdgeCaseTests
         return torch.tensor(flat, new long[] { rows, cols });
     }
 
-    private static float[] Read(Tensor t) => t.detach().to(ScalarType.Float32).data<float>();
+    private static float[] Read(Tensor t) => t.detach().to(ScalarType.Float32).data<float>().ToArray();
 
     private static void AllFinite(Tensor t, string what) =>
         Assert.True(Read(t).All(float.IsFinite), $"{what} has non-finite values: {t}");
@@ -224,7 +224,7 @@ public class EdgeCaseTests
         var ones = torch.ones(new long[] { 3 });
         GC.Collect();
         GC.WaitForPendingFinalizers();
-        var before = torch.LiveTensorCount;
+        var before = DisposeScopeManager.Statistics.ThreadTotalLiveCount;
         var results = new List<Tensor>
         {
             Grpo.Loss(logProbs, ones, mask, new GrpoOptions { Beta = 0.1 }, old, reference, behaviour).Loss,
@@ -243,9 +243,9 @@ public class EdgeCaseTests
         results.Add(advantages);
         results.Add(returns);
         Grpo.GroupsWithDistinctRewards(rewards);
-        Assert.Equal(before + results.Count, torch.LiveTensorCount);
+        Assert.Equal(before + results.Count, DisposeScopeManager.Statistics.ThreadTotalLiveCount);
         foreach (var t in results) t.Dispose();
-        Assert.Equal(before, torch.LiveTensorCount);
+        Assert.Equal(before, DisposeScopeManager.Statistics.ThreadTotalLiveCount);
         GC.KeepAlive(new[] { logProbs, old, mask, values, oldValues, reference, behaviour, logits, rewards, chosenRewards, rejectedRewards, ones });
     }
 }

@@ -28,7 +28,7 @@ internal static class Golden
     internal static double[] Read(Tensor t)
     {
         using var scope = torch.NewDisposeScope();
-        return t.detach().to(Device.CPU, ScalarType.Float64).data<double>();
+        return t.detach().to(ScalarType.Float64, CPU).data<double>().ToArray();
     }
 
     /// <summary>Every value within <paramref name="tolerance"/> absolute plus relative; NaN only where NaN is expected.</summary>
@@ -66,7 +66,10 @@ internal sealed class GoldenCase(string name, ScalarType dtype)
     {
         if (leaves.TryGetValue(input, out var leaf)) return leaf;
         Assert.True(Inputs.TryGetProperty(input, out var t), $"{name} has no input '{input}'");
-        leaf = torch.tensor(Golden.Values(t), Golden.Shape(t), dtype, requires_grad: t.GetProperty("grad").GetBoolean());
+        // Converted first, then made a leaf: TorchSharp's tensor(double[], ..., dtype, requires_grad) sets requires_grad
+        // before converting, so a float32 input would be a non-leaf whose .grad stays empty.
+        using (var values = torch.tensor(Golden.Values(t), Golden.Shape(t), ScalarType.Float64))
+            leaf = values.to(dtype, copy: true).requires_grad_(t.GetProperty("grad").GetBoolean());
         leaves[input] = leaf;
         return leaf;
     }

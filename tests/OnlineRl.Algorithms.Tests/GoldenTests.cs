@@ -1,5 +1,5 @@
 using System.Text.Json;
-using F = OnlineRl.Torch.torch.nn.functional;
+using F = TorchSharp.torch.nn.functional;
 
 // Tests compare live tensor counts (EdgeCaseTests); run them one at a time so that no other test disturbs the count.
 [assembly: CollectionBehavior(DisableTestParallelization = true)]

@@ -3,9 +3,22 @@ using System.Net;
 
 namespace OnlineRl.Deploy.Tests;
 
+/// <summary>
+/// The test classes that start service endpoints, run one after another. An endpoint exports the HTTP server's meters
+/// by name, and ASP.NET Core names them the same in every host: two endpoints alive in one process see each other's
+/// instruments (the SDK warns they are defined twice), and when one host stops, the other's HTTP-server metrics go
+/// with it. A service process has one endpoint; these tests keep to that by not overlapping.
+/// </summary>
+[CollectionDefinition(Name)]
+public sealed class EndpointCollection
+{
+    public const string Name = "service endpoints, one at a time";
+}
+
 // What /metrics serves must be the Prometheus text format exactly: HELP/TYPE lines, units in names,
 // counters with _total, cumulative histogram buckets ending in +Inf equal to _count, escaped labels.
 // Each test records on its own meter, so the values are only its own.
+[Collection(EndpointCollection.Name)]
 public sealed class ExpositionFormatTests
 {
     private static readonly HttpClient Http = new() { Timeout = TimeSpan.FromSeconds(10) };
@@ -126,7 +139,47 @@ public sealed class ExpositionFormatTests
 
         var families = await ScrapeAsync(endpoint);
         Assert.Equal(2, families["test_healthy_total"].Samples.Single().Value);
-        Assert.Contains(problems, p => p.Contains("queue depth unavailable", StringComparison.Ordinal));
+        await ScrapeAsync(endpoint);
+        // Once in plain words, although every scrape runs the callback again; no SDK stack trace.
+        var problem = Assert.Single(problems, p => p.Contains("queue depth unavailable", StringComparison.Ordinal));
+        Assert.StartsWith("a metric callback failed, so its values are missing from /metrics: System.InvalidOperationException", problem);
+        Assert.DoesNotContain('\n', problem);
+    }
+
+    [Fact]
+    public async Task Meters_the_endpoint_does_not_export_raise_no_warning()
+    {
+        // Before: the SDK warned once per instrument of every meter in the process it did not export (34 lines at the
+        // start of every run, for ASP.NET Core's and the runtime's meters). Those say nothing wrong and are dropped.
+        var problems = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        using var unexported = new Meter("OnlineRl.Deploy.Tests.Unexported." + Guid.NewGuid().ToString("N"));
+        unexported.CreateCounter<long>("test.ignored", "{event}", "Not exported.");
+        await using var endpoint = await ServiceEndpoint.StartAsync(new ServiceEndpointOptions
+        {
+            Port = 0, ListenAddress = IPAddress.Loopback, MeterNames = [], ReportMetricsProblem = problems.Enqueue,
+        });
+        unexported.CreateCounter<long>("test.ignored_later", "{event}", "Not exported either.").Add(1);
+        var families = await ScrapeAsync(endpoint);
+        Assert.DoesNotContain(families.Keys, name => name.StartsWith("test_ignored", StringComparison.Ordinal));
+        Assert.True(problems.IsEmpty, string.Join("\n", problems));
+    }
+
+    [Fact]
+    public async Task Every_endpoint_exports_runtime_process_and_http_server_metrics()
+    {
+        await using var endpoint = await ServiceEndpoint.StartAsync(new ServiceEndpointOptions { Port = 0, ListenAddress = IPAddress.Loopback });
+        await ScrapeAsync(endpoint); // the first request: its duration is recorded once it has been answered
+        var families = await ScrapeAsync(endpoint);
+        using var self = System.Diagnostics.Process.GetCurrentProcess();
+        Assert.Equal(Environment.ProcessorCount, families["dotnet_process_cpu_count"].Samples.Single().Value);
+        Assert.InRange(families["process_memory_usage_bytes"].Samples.Single().Value, Environment.WorkingSet / 2.0, Environment.WorkingSet * 2.0);
+        Assert.Equal(["system", "user"], families["process_cpu_time_seconds_total"].Samples.Select(s => s.Labels["cpu_mode"]).Order());
+        Assert.InRange(families["process_thread_count"].Samples.Single().Value, 2, 10_000);
+        Assert.Contains(families["dotnet_gc_collections_total"].Samples, s => s.Labels["gc_heap_generation"] == "gen0");
+        Assert.True(families["dotnet_gc_pause_time_seconds_total"].Samples.Single().Value >= 0);
+        var scrapes = families["http_server_request_duration_seconds"].Samples
+            .Where(s => s.Name == "http_server_request_duration_seconds_count" && s.Labels["http_route"] == "/metrics").ToList();
+        Assert.True(scrapes.Sum(s => s.Value) >= 1, "the first scrape's duration is missing");
     }
 
     [Fact]

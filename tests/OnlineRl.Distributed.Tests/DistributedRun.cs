@@ -245,14 +245,26 @@ public sealed partial class DistributedRun : IDisposable
         return report;
     }
 
-    /// <summary>Prints every process's last lines (for the test log), stops them and removes the folder.</summary>
+    /// <summary>
+    /// Prints every process's last lines and the start of any exception it printed (for the test log), stops
+    /// them, keeps their logs under artifacts/distributed-logs/ and removes the folder.
+    /// </summary>
     public void Dispose()
     {
         foreach (var process in processes)
         {
             output.WriteLine($"--- {process.Name} (exited: {process.HasExited})");
+            if (process.FirstException() is { } exception) output.WriteLine(exception);
             output.WriteLine(process.Tail(12));
             process.Dispose();
+        }
+        var logs = Path.Combine(Root, "logs");
+        if (Directory.Exists(logs))
+        {
+            var kept = RepoPaths.Of("artifacts", "distributed-logs", Path.GetFileName(Root));
+            Directory.CreateDirectory(kept);
+            foreach (var file in Directory.GetFiles(logs)) File.Copy(file, Path.Combine(kept, Path.GetFileName(file)), overwrite: true);
+            output.WriteLine($"logs kept in {kept}");
         }
         try { Directory.Delete(Root, recursive: true); } catch (IOException) { }
     }

@@ -7,7 +7,7 @@ public class CheckpointTests
     {
         using var scope = torch.NewDisposeScope();
         using var noGrad = torch.no_grad();
-        return model.forward(torch.tensor(new long[] { 1, 5, 9, 13, 17, 21 }, new long[] { 1, 6 })).to(ScalarType.Float32).data<float>();
+        return model.forward(torch.tensor(new long[] { 1, 5, 9, 13, 17, 21 }, new long[] { 1, 6 })).to(ScalarType.Float32).data<float>().ToArray();
     }
 
     [Fact]

@@ -11,12 +11,12 @@ public class KvCacheAndSamplerTests
         using var noGrad = torch.no_grad();
         var ids = torch.randint(0, 97, new long[] { 3, 12 });
         var full = model.forward(ids);
-        using var cache = new KvCache(model.Config, 3, 12, ScalarType.Float32, Device.CPU);
+        using var cache = new KvCache(model.Config, 3, 12, ScalarType.Float32, CPU);
         var prefix = model.Logits(model.Hidden(ids.narrow(1, 0, 5), null, cache));
         var pieces = new List<Tensor> { prefix };
         for (var t = 5; t < 12; t++)
             pieces.Add(model.Logits(model.Hidden(ids.narrow(1, t, 1), torch.ones(new long[] { 3, t + 1 }, ScalarType.Int64), cache)));
-        Models.AssertClose(full.data<float>(), torch.cat(pieces, 1).data<float>(), 1e-5, "cached vs full logits");
+        Models.AssertClose(full.data<float>().ToArray(), torch.cat(pieces, 1).data<float>().ToArray(), 1e-5, "cached vs full logits");
     }
 
     [Fact]

@@ -7,14 +7,14 @@ public class LoraTests
     {
         using var scope = torch.NewDisposeScope();
         using var noGrad = torch.no_grad();
-        return model.forward(torch.tensor(new long[] { 2, 4, 6, 8, 10, 12, 14 }, new long[] { 1, 7 })).data<float>();
+        return model.forward(torch.tensor(new long[] { 2, 4, 6, 8, 10, 12, 14 }, new long[] { 1, 7 })).data<float>().ToArray();
     }
 
     /// <summary>A few AdamW steps on a next-token loss so that the adapter is non-trivial.</summary>
     private static void Train(TransformerModel model, int steps)
     {
-        var trainable = model.parameters().Where(p => p.requires_grad).Cast<Tensor>().ToList();
-        using var optimizer = new OnlineRl.Torch.Optim.AdamW(trainable, lr: 1e-2, weight_decay: 0);
+        var trainable = model.parameters().Where(p => p.requires_grad).ToList();
+        using var optimizer = torch.optim.AdamW(trainable, lr: 1e-2, weight_decay: 0);
         for (var i = 0; i < steps; i++)
         {
             using var scope = torch.NewDisposeScope();
@@ -38,10 +38,10 @@ public class LoraTests
         var trainable = model.named_parameters().Where(p => p.parameter.requires_grad).Select(p => p.name).ToList();
         Assert.Equal(2 * 7 * 2, trainable.Count);
         Assert.All(trainable, n => Assert.Matches(@"\.lora_[AB]\.weight$", n));
-        var frozen = model.state_dict()["model.layers.0.self_attn.q_proj.weight"].data<float>();
+        var frozen = model.state_dict()["model.layers.0.self_attn.q_proj.weight"].data<float>().ToArray();
         Train(model, 5);
         Assert.NotEqual(before, Logits(model));
-        Assert.Equal(frozen, model.state_dict()["model.layers.0.self_attn.q_proj.weight"].data<float>());
+        Assert.Equal(frozen, model.state_dict()["model.layers.0.self_attn.q_proj.weight"].data<float>().ToArray());
     }
 
     [Fact]

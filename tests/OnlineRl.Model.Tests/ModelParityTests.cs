@@ -19,7 +19,7 @@ public class ModelParityTests
         using var scope = torch.NewDisposeScope();
         using var noGrad = torch.no_grad();
         var ids = torch.tensor(Batch.SelectMany(b => b).ToArray(), new long[] { Batch.Length, Batch[0].Length });
-        return model.forward(ids).data<float>();
+        return model.forward(ids).data<float>().ToArray();
     }
 
     [Fact]

@@ -32,7 +32,7 @@ public class InProcessRunTests
             Assert.All(summary.Steps, s => Assert.True(s.PolicyLagMean <= (overlap ? 1 : 0), $"step {s.Step}: lag {s.PolicyLagMean}"));
             Assert.Contains(summary.Steps, s => s.HeldOutAccuracy is not null);
             Assert.Contains(lines, l => l.Contains("held-out accuracy after 4 steps", StringComparison.Ordinal));
-            foreach (var file in new[] { "metrics.csv", "reward.svg", "report.md", "config.json", "checkpoint/model.safetensors", "checkpoint/onlinerl_tokenizer.json" })
+            foreach (var file in new[] { "metrics.csv", "reward.svg", "report.md", "report.html", "config.json", "checkpoint/model.safetensors", "checkpoint/onlinerl_tokenizer.json" })
                 Assert.True(File.Exists(Path.Combine(output, file)), $"{file} was not written");
             Assert.Equal(5, File.ReadAllLines(Path.Combine(output, "metrics.csv")).Length);
         }

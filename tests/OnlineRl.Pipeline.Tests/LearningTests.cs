@@ -37,7 +37,7 @@ public sealed class SftStartFixture : IDisposable
         Config = RunConfig.Load(null, Overrides(new Dictionary<string, string>()));
         var tokenizer = PolicySetup.Tokenizer(Config);
         var tasks = TaskSource.Create(Config.Task, Config.Seed);
-        using var policy = PolicySetup.Create(Config, tokenizer, ModelHeads.None, Device.CPU);
+        using var policy = PolicySetup.Create(Config, tokenizer, ModelHeads.None, CPU);
         var eos = new[] { tokenizer.EosId!.Value };
         // The same examples and recipe as a run's own warm start (sft.steps), far from the held-out items.
         var examples = Enumerable.Range(0, 20_000).Select(i => tasks.Training(-20_000 + i))

@@ -33,7 +33,7 @@ internal static class TinySetup
     }
 
     public static Dictionary<string, float[]> Weights(OnlineRl.Model.TransformerModel model) =>
-        model.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.detach().to(ScalarType.Float32).data<float>());
+        model.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.detach().to(ScalarType.Float32).data<float>().ToArray());
 
     public static string TempDir(string name) => Path.Combine(Path.GetTempPath(), $"onlinerl-{name}-{Guid.NewGuid():N}");
 }

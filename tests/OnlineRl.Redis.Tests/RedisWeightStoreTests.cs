@@ -18,8 +18,7 @@ public class RedisWeightStoreTests
 
     private static byte[] BytesOf(Tensor t)
     {
-        var bytes = new byte[t.nbytes()];
-        t.CopyBytesTo(bytes);
+        var bytes = t.bytes.ToArray();
         return bytes;
     }
 
@@ -61,7 +60,7 @@ public class RedisWeightStoreTests
                 new WeightStoreOptions { Prefix = prefix, TransferType = ScalarType.BFloat16 });
             await bf16.PublishAsync(weights, step: 4);
             var loaded = await generator.LoadAsync(2, dtype: ScalarType.Float32);
-            Assert.Equal(weights["embed.weight"].to(ScalarType.BFloat16).to(ScalarType.Float32).data<float>(), loaded["embed.weight"].data<float>());
+            Assert.Equal(weights["embed.weight"].to(ScalarType.BFloat16).to(ScalarType.Float32).data<float>().ToArray(), loaded["embed.weight"].data<float>().ToArray());
         }
     }
 
@@ -80,11 +79,11 @@ public class RedisWeightStoreTests
             bytes[100] ^= 0x01; // one flipped bit, written behind the store's back
             await db.StringSetAsync(key, bytes);
 
-            var live = torch.LiveTensorCount;
+            // That no tensor of version 2 outlives the failure is checked in WeightStoreTests, where the load
+            // stays on one thread: TorchSharp counts live tensors per thread, and Redis replies resume on others.
             var error = await Assert.ThrowsAsync<WeightIntegrityException>(() => store.LoadAsync(2));
             Assert.Contains("checksum", error.Message);
             Assert.Contains("layers.0.mlp.weight", error.Message);
-            Assert.Equal(live, torch.LiveTensorCount); // nothing of version 2 was kept
             AssertBitIdentical(v1, await store.LoadAsync(1));
         }
     }

@@ -1,4 +1,3 @@
-using System.Text;
 using System.Text.Json.Nodes;
 
 namespace OnlineRl.Tokenizers.Tests;
@@ -65,57 +64,6 @@ public sealed class BpeTests
         foreach (var p in pairs) merges.Add(new JsonArray(p[0], p[1]));
         string text = "hello world, hello there";
         Assert.Equal(ToyTokenizers.Parse(strings).Encode(text), ToyTokenizers.Parse(arrays).Encode(text));
-    }
-
-    [Fact]
-    public void Scan_and_heap_merging_agree_on_qwen3()
-    {
-        var t = Qwen3ParityTests.Tokenizer.Value;
-        var rng = new Random(1234);
-        const string alphabet = "aeiou lnrst0123456789 .,\n\t中文😀é";
-        var words = new List<byte[]>();
-        foreach (string s in Corpus.Sample) words.Add(Encoding.UTF8.GetBytes(s));
-        for (int i = 0; i < 3000; i++)
-        {
-            int len = rng.Next(1, 120);
-            var sb = new StringBuilder();
-            for (int k = 0; k < len; k++) sb.Append(alphabet[rng.Next(alphabet.Length)]);
-            words.Add(Encoding.UTF8.GetBytes(sb.ToString()));
-        }
-        foreach (byte[] w in words)
-        {
-            int[] initial = w.Select(b => t.TokenToId(ByteLevel.CharOf(b).ToString())!.Value).ToArray();
-            Assert.Equal(t.Model.MergeByScan(initial.ToArray()), t.Model.MergeByHeap(initial.ToArray()));
-        }
-    }
-
-    [Fact]
-    public void Cache_does_not_change_results()
-    {
-        var t = Qwen3ParityTests.Tokenizer.Value;
-        var texts = Corpus.Sample.Concat(Corpus.Gsm8k.Take(300)).ToArray();
-        t.ClearCache();
-        var cold = texts.Select(t.Encode).ToArray();
-        Assert.True(t.CacheCount > 0);
-        var warm = texts.Select(t.Encode).ToArray();
-        for (int i = 0; i < texts.Length; i++) Assert.Equal(cold[i], warm[i]);
-        var batch = t.EncodeBatch(texts);
-        for (int i = 0; i < texts.Length; i++) Assert.Equal(cold[i], batch[i]);
-    }
-
-    [Fact]
-    public void Cache_stops_growing_at_its_capacity()
-    {
-        var vocab = new Dictionary<string, int>();
-        for (int b = 0; b < 256; b++) vocab[ByteLevel.CharOf((byte)b).ToString()] = b;
-        var model = new BpeModel(vocab, [], unkId: -1, ignoreMerges: false, cacheCapacity: 3);
-        var ids = new List<int>();
-        foreach (string piece in new[] { "a", "b", "c", "d", "e", "a" }) model.EncodePiece(piece, ids);
-        Assert.Equal("abcdea".Select(c => (int)c), ids);
-        Assert.Equal(3, model.CacheCount);
-        model.EncodePiece(new string('x', BpeModel.MaxCachedPieceLength + 1), ids);
-        model.ClearCache();
-        Assert.Equal(0, model.CacheCount);
     }
 
     [Theory]

@@ -165,4 +165,64 @@ public sealed class LoaderErrorTests : IDisposable
         Assert.Contains("tokenizer_config.json: field 'eos_token'", e.Message);
         Assert.Contains("'</s>'", e.Message);
     }
+
+    [Fact]
+    public void Vocab_and_merges_files_need_each_other_and_a_known_tokenizer_class()
+    {
+        File.WriteAllText(Path.Combine(_dir, "vocab.json"), """{"a": 0, "b": 1, "ab": 2}""");
+        Assert.Contains("has vocab.json but no merges.txt", Assert.Throws<FileNotFoundException>(() => TokenizerLoader.FromDirectory(_dir)).Message);
+        File.WriteAllText(Path.Combine(_dir, "merges.txt"), "#version: 0.2\na b\n");
+        Assert.Equal([2], TokenizerLoader.FromDirectory(_dir).Encode("ab"));
+        File.WriteAllText(Path.Combine(_dir, "tokenizer_config.json"), """{"tokenizer_class": "LlamaTokenizer"}""");
+        var e = Assert.Throws<TokenizerFormatException>(() => TokenizerLoader.FromDirectory(_dir));
+        Assert.Contains("tokenizer_config.json: field 'tokenizer_class' is 'LlamaTokenizer'", e.Message);
+        File.WriteAllText(Path.Combine(_dir, "tokenizer_config.json"), """{"added_tokens_decoder": {"x": {"content": "<s>"}}}""");
+        e = Assert.Throws<TokenizerFormatException>(() => TokenizerLoader.FromDirectory(_dir));
+        Assert.Contains("field 'added_tokens_decoder[\"x\"]'", e.Message);
+        File.Delete(Path.Combine(_dir, "vocab.json"));
+        File.Delete(Path.Combine(_dir, "tokenizer_config.json"));
+        Assert.Contains("has merges.txt but no vocab.json", Assert.Throws<FileNotFoundException>(() => TokenizerLoader.FromDirectory(_dir)).Message);
+    }
+
+    // A tokenizer.model written by hand (protocol buffer wire format): pieces <unk> <s> </s> ▁ a ▁a, BPE.
+    private static byte[] SentencePieceModel(int modelType = 2, string normalizer = "identity", byte[]? charsmap = null)
+    {
+        static byte[] Varint(long v)
+        {
+            var bytes = new List<byte>();
+            for (ulong u = (ulong)v; ; u >>= 7)
+            {
+                if (u < 0x80) { bytes.Add((byte)u); return bytes.ToArray(); }
+                bytes.Add((byte)(u | 0x80));
+            }
+        }
+        static byte[] Bytes(int field, byte[] payload) => [.. Varint(field << 3 | 2), .. Varint(payload.Length), .. payload];
+        static byte[] Int(int field, long value) => [.. Varint(field << 3), .. Varint(value)];
+        static byte[] Piece(string text, float score, int type) =>
+            Bytes(1, [.. Bytes(1, System.Text.Encoding.UTF8.GetBytes(text)), 2 << 3 | 5, .. BitConverter.GetBytes(score), .. Int(3, type)]);
+        return [.. Piece("<unk>", 0, 2), .. Piece("<s>", 0, 3), .. Piece("</s>", 0, 3), .. Piece("▁a", -1, 1), .. Piece("▁", -2, 1),
+            .. Piece("a", -3, 1), .. Bytes(2, [.. Int(3, modelType), .. Int(43, -1)]),
+            .. Bytes(3, [.. Bytes(1, System.Text.Encoding.UTF8.GetBytes(normalizer)), .. (charsmap is null ? [] : Bytes(2, charsmap))])];
+    }
+
+    [Fact]
+    public void Sentence_piece_models_are_read_or_refused_with_the_field_named()
+    {
+        string path = Path.Combine(_dir, "tokenizer.model");
+        File.WriteAllBytes(path, SentencePieceModel());
+        var t = Assert.IsType<SentencePieceBpeTokenizer>(TokenizerLoader.FromDirectory(_dir));
+        Assert.Equal([3, 3, 4, 0], t.Encode("a a b")); // ▁a ▁a ▁ <unk>
+        Assert.Equal((1, 2, (int?)null), (t.BosId, t.EosId, t.PadId));
+        Assert.Equal("a a <unk>", t.Decode([3, 3, 4, 0]));
+
+        File.WriteAllBytes(path, SentencePieceModel(modelType: 1));
+        Assert.Contains("field 'trainer_spec.model_type' is UNIGRAM", Assert.Throws<TokenizerFormatException>(() => TokenizerLoader.FromDirectory(_dir)).Message);
+        File.WriteAllBytes(path, SentencePieceModel(normalizer: "nmt_nfkc", charsmap: [1, 2, 3]));
+        Assert.Contains("field 'normalizer_spec.name' is 'nmt_nfkc'", Assert.Throws<TokenizerFormatException>(() => TokenizerLoader.FromDirectory(_dir)).Message);
+        File.WriteAllBytes(path, SentencePieceModel()[..20]);
+        var e = Assert.Throws<TokenizerFormatException>(() => TokenizerLoader.FromDirectory(_dir));
+        Assert.StartsWith(path + ": field 'pieces[1]", e.Message);
+        File.WriteAllText(path, "not a model");
+        Assert.Contains(path, Assert.Throws<TokenizerFormatException>(() => TokenizerLoader.FromDirectory(_dir)).Message);
+    }
 }

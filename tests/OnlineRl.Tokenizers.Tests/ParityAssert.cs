@@ -30,6 +30,39 @@ internal static class ParityAssert
         Assert.Fail(sb.ToString());
     }
 
+    /// <summary>Id sequences that exercise decoding: each distinct id of the texts' encodings alone, and every
+    /// prefix of the encodings up to 60 tokens long (prefixes cut multi-byte characters).</summary>
+    public static List<int[]> DecodeCases(ITokenizer tokenizer, IEnumerable<string> texts)
+    {
+        var idLists = new List<int[]>();
+        var seen = new HashSet<int>();
+        foreach (string text in texts)
+        {
+            int[] ids = tokenizer.Encode(text);
+            foreach (int id in ids) if (seen.Add(id)) idLists.Add([id]);
+            if (ids.Length <= 60)
+                for (int k = 2; k <= ids.Length; k++) idLists.Add(ids[..k]);
+        }
+        return idLists;
+    }
+
+    /// <summary>Fails with the first difference when any decoding differs from the peer's.</summary>
+    public static void SameDecodes(IReadOnlyList<int[]> idLists, string[] expected, ITokenizer tokenizer, ITestOutputHelper output)
+    {
+        Assert.Equal(idLists.Count, expected.Length);
+        int mismatches = 0;
+        string? first = null;
+        for (int i = 0; i < idLists.Count; i++)
+        {
+            string ours = tokenizer.Decode(idLists[i]);
+            if (ours == expected[i]) continue;
+            mismatches++;
+            first ??= $"ids [{string.Join(", ", idLists[i].Take(20))}]: ours {Escape(ours, 100)} peer {Escape(expected[i], 100)}";
+        }
+        output.WriteLine($"decode: {idLists.Count} id sequences, {mismatches} mismatches");
+        Assert.True(mismatches == 0, $"{mismatches} of {idLists.Count} decodes differ; first: {first}");
+    }
+
     private static string Show(int[] ids, int at, ITokenizer tokenizer) =>
         string.Join(", ", ids.Skip(at).Take(6).Select(id => $"{id}:{Escape(tokenizer.IdToToken(id) ?? "?", 30)}"));
 

@@ -48,16 +48,25 @@ internal static class Peers
     private static List<string> RunNode(string peer, string mode, IEnumerable<string> inputLines, int expected)
     {
         string dir = Dir;
+        string script = Path.Combine(TestPaths.ProjectDir, "peers", "encode.mjs");
+        return RunOverLines("node", input => [script, peer, mode, dir, input], inputLines, expected, $"node {script} {peer} {mode}");
+    }
+
+    /// <summary>Runs <paramref name="file"/> over input lines written to a temporary file (whose path
+    /// <paramref name="arguments"/> places); returns its non-empty output lines, which must number
+    /// <paramref name="expected"/>. Failures throw with <paramref name="description"/> and the stderr.</summary>
+    internal static List<string> RunOverLines(string file, Func<string, string[]> arguments, IEnumerable<string> inputLines, int expected,
+        string description)
+    {
         string input = Path.Combine(Path.GetTempPath(), $"onlinerl-peer-{Guid.NewGuid():N}.jsonl");
         try
         {
             File.WriteAllLines(input, inputLines, new UTF8Encoding(false));
-            string script = Path.Combine(TestPaths.ProjectDir, "peers", "encode.mjs");
-            var (code, stdout, stderr) = Run("node", [script, peer, mode, dir, input], TimeSpan.FromMinutes(5));
-            if (code != 0) throw new InvalidOperationException($"node {script} {peer} {mode} failed (exit {code}):\n{stderr}");
+            var (code, stdout, stderr) = Run(file, arguments(input), TimeSpan.FromMinutes(5));
+            if (code != 0) throw new InvalidOperationException($"{description} failed (exit {code}):\n{stderr}");
             var lines = stdout.Split('\n').Where(l => l.Length > 0).ToList();
             if (lines.Count != expected)
-                throw new InvalidOperationException($"peer {peer} {mode}: {lines.Count} output lines for {expected} inputs\n{stderr}");
+                throw new InvalidOperationException($"{description}: {lines.Count} output lines for {expected} inputs\n{stderr}");
             return lines;
         }
         finally

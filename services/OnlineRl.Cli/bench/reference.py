@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """Reference side of `onlinerl bench`: the same workloads as BenchCommand.cs, written the way a
-PyTorch user would write them, on /usr/bin/python3's torch (the same libtorch as the C# binding).
+PyTorch user would write them, on /usr/bin/python3's torch (Debian's 1.13, with OpenBLAS).
 
 Run by the bench command as a subprocess so that both sides can be timed in alternating blocks
 (which cancels most of the drift of a shared machine):
@@ -71,6 +71,18 @@ def build_workloads(config, torch, F):
             r = a16.sum()
         return r
 
+    def dim_1(count):
+        d = 0
+        for _ in range(count):
+            d += a1.dim()
+        return d
+
+    accumulator = torch.zeros(1)
+
+    def add_1_inplace(count):
+        for _ in range(count):
+            accumulator.add_(b1)
+
     def add_inplace(count):
         for _ in range(count):
             big_a.add_(big_b)
@@ -97,6 +109,10 @@ def build_workloads(config, torch, F):
         "add_1": add_1,
         # Python has no dispose scopes: the C# scope row is compared with the same plain a + b loop.
         "add_1_scope": add_1,
+        # Python frees a result when its last reference goes: the undisposed C# row is compared with a + b too.
+        "add_1_undisposed": add_1,
+        "dim_1": dim_1,
+        "add_1_inplace": add_1_inplace,
         "add_16": add_16,
         "matmul_8": matmul_8,
         "sum_16": sum_16,

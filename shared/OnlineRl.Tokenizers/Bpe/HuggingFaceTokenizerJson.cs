@@ -13,14 +13,31 @@ internal static class HuggingFaceTokenizerJson
     public static ByteLevelBpeTokenizer Load(string path, string? configPath)
     {
         if (!File.Exists(path)) throw new FileNotFoundException($"tokenizer.json not found: {path}", path);
-        if (configPath is not null && !File.Exists(configPath))
-            throw new FileNotFoundException($"tokenizer_config.json not found: {configPath}", configPath);
-        string json = File.ReadAllText(path);
-        string? config = configPath is null ? null : File.ReadAllText(configPath);
-        return Parse(json, path, config, configPath);
+        var config = configPath is null ? null : TokenizerConfig.Load(configPath);
+        return Parse(File.ReadAllText(path), path, config);
     }
 
-    public static ByteLevelBpeTokenizer Parse(string json, string source, string? configJson, string? configSource)
+    /// <summary>Whether the tokenizer.json at <paramref name="path"/> was converted from a SentencePiece model
+    /// (Llama 2, Mistral: a byte-fallback BPE; or a Unigram model), so that the checkpoint's
+    /// tokenizer.model is what to load. False for anything unreadable (the byte-level loader then reports it).</summary>
+    public static bool IsSentencePieceConversion(string path)
+    {
+        try
+        {
+            using var doc = JsonDocument.Parse(File.ReadAllText(path), new JsonDocumentOptions { MaxDepth = 256 });
+            var root = doc.RootElement;
+            if (JsonFields.Optional(root, "model") is not { ValueKind: JsonValueKind.Object } model) return false;
+            bool bpe = JsonFields.Optional(model, "type") is not { } type || type.ValueKind == JsonValueKind.String && type.GetString() == "BPE";
+            bool byteFallback = JsonFields.Optional(model, "byte_fallback") is { ValueKind: JsonValueKind.True };
+            return !bpe || byteFallback;
+        }
+        catch (JsonException)
+        {
+            return false;
+        }
+    }
+
+    public static ByteLevelBpeTokenizer Parse(string json, string source, TokenizerConfig? config)
     {
         JsonDocument doc;
         try
@@ -40,23 +57,20 @@ internal static class HuggingFaceTokenizerJson
             var model = f.Object(root, "model", "model");
             string modelType = JsonFields.Optional(model, "type") is { } mt ? f.AsString(mt, "model.type") : "BPE";
             if (modelType != "BPE")
-                throw f.Error("model.type", $"is '{modelType}': only byte-level BPE models are supported");
+                throw f.Error("model.type", $"is '{modelType}': only byte-level BPE models are supported here (SentencePiece checkpoints: load their tokenizer.model)");
             if (JsonFields.Optional(model, "dropout") is { } dropout && !(dropout.ValueKind == JsonValueKind.Number && dropout.GetDouble() == 0))
                 throw f.Error("model.dropout", "is set: BPE dropout is not supported");
             foreach (var name in new[] { "continuing_subword_prefix", "end_of_word_suffix" })
                 if (f.OptionalString(model, name, "model." + name) is { Length: > 0 } v)
                     throw f.Error("model." + name, $"is '{v}': not supported for byte-level BPE");
             if (f.OptionalBool(model, "byte_fallback", "model.byte_fallback", false))
-                throw f.Error("model.byte_fallback", "is true: byte-fallback (SentencePiece-style) BPE is not supported");
+                throw f.Error("model.byte_fallback", "is true: a SentencePiece-style BPE (Llama 2, Mistral); put the checkpoint's tokenizer.model beside it");
             bool ignoreMerges = f.OptionalBool(model, "ignore_merges", "model.ignore_merges", false);
 
             var vocab = ReadVocab(f, f.Object(model, "vocab", "model.vocab"));
             var merges = ReadMerges(f, f.Array(model, "merges", "model.merges"), vocab);
-            int unkId = -1;
-            if (f.OptionalString(model, "unk_token", "model.unk_token") is { } unk)
-            {
-                if (!vocab.TryGetValue(unk, out unkId)) throw f.Error("model.unk_token", $"'{unk}' is not in model.vocab");
-            }
+            string? unk = f.OptionalString(model, "unk_token", "model.unk_token");
+            if (unk is not null && !vocab.ContainsKey(unk)) throw f.Error("model.unk_token", $"'{unk}' is not in model.vocab");
 
             var added = ReadAddedTokens(f, root);
             var normalization = ReadNormalizer(f, JsonFields.Optional(root, "normalizer"), "normalizer");
@@ -67,10 +81,11 @@ internal static class HuggingFaceTokenizerJson
             CheckDecoder(f, JsonFields.Optional(root, "decoder"), "decoder");
             var (prefix, suffix) = ReadPostProcessor(f, JsonFields.Optional(root, "post_processor"), "post_processor", vocab, added);
 
-            var bpe = new BpeModel(vocab, merges, unkId, ignoreMerges, ByteLevelBpeTokenizer.DefaultCacheCapacity);
-            var tokenizer = new ByteLevelBpeTokenizer(bpe, new PreTokenizer(steps), normalization, added, prefix, suffix, null, null, null);
-            if (configJson is not null) tokenizer = ApplyConfig(tokenizer, configJson, configSource ?? "tokenizer_config.json");
-            return tokenizer;
+            int? TokenToId(string content) =>
+                added.FirstOrDefault(t => t.Content == content)?.Id ?? (vocab.TryGetValue(content, out int id) ? id : null);
+            var (bos, eos, pad) = config?.SpecialIds(TokenToId) ?? (null, null, null);
+            return new ByteLevelBpeTokenizer(vocab, merges, unk, ignoreMerges, new PreTokenizer(steps), normalization, added,
+                prefix, suffix, bos, eos, pad);
         }
     }
 
@@ -90,9 +105,9 @@ internal static class HuggingFaceTokenizerJson
         return vocab;
     }
 
-    private static List<(int, int, int)> ReadMerges(JsonFields f, JsonElement mergesJson, Dictionary<string, int> vocab)
+    private static List<(string, string)> ReadMerges(JsonFields f, JsonElement mergesJson, Dictionary<string, int> vocab)
     {
-        var merges = new List<(int, int, int)>(mergesJson.GetArrayLength());
+        var merges = new List<(string, string)>(mergesJson.GetArrayLength());
         int i = 0;
         foreach (var m in mergesJson.EnumerateArray())
         {
@@ -117,10 +132,11 @@ internal static class HuggingFaceTokenizerJson
             {
                 throw f.Error(path, $"must be a string \"a b\" or an array [\"a\", \"b\"], found {m.GetRawText()}");
             }
-            if (!vocab.TryGetValue(a, out int ia)) throw f.Error(path, $"uses '{a}', which is not in model.vocab");
-            if (!vocab.TryGetValue(b, out int ib)) throw f.Error(path, $"uses '{b}', which is not in model.vocab");
-            if (!vocab.TryGetValue(a + b, out int im)) throw f.Error(path, $"merges into '{a + b}', which is not in model.vocab");
-            merges.Add((ia, ib, im));
+            if (!vocab.ContainsKey(a)) throw f.Error(path, $"uses '{a}', which is not in model.vocab");
+            if (!vocab.ContainsKey(b)) throw f.Error(path, $"uses '{b}', which is not in model.vocab");
+            if (!vocab.ContainsKey(a + b)) throw f.Error(path, $"merges into '{a + b}', which is not in model.vocab");
+            if (a.Contains(' ') || b.Contains(' ')) throw f.Error(path, "holds a token with a space, which byte-level BPE does not produce");
+            merges.Add((a, b));
             i++;
         }
         return merges;
@@ -136,15 +152,7 @@ internal static class HuggingFaceTokenizerJson
         {
             string path = $"added_tokens[{i++}]";
             if (t.ValueKind != JsonValueKind.Object) throw f.Error(path, $"must be an object, found {JsonFields.Describe(t.ValueKind)}");
-            int id = f.Id(t, "id", path + ".id");
-            string content = f.String(t, "content", path + ".content");
-            if (content.Length == 0) throw f.Error(path + ".content", "is empty");
-            bool special = f.OptionalBool(t, "special", path + ".special", false);
-            list.Add(new AddedToken(id, content, special,
-                f.OptionalBool(t, "lstrip", path + ".lstrip", false),
-                f.OptionalBool(t, "rstrip", path + ".rstrip", false),
-                f.OptionalBool(t, "single_word", path + ".single_word", false),
-                f.OptionalBool(t, "normalized", path + ".normalized", !special)));
+            list.Add(f.AddedToken(t, f.Id(t, "id", path + ".id"), path));
         }
         return list;
     }
@@ -295,25 +303,5 @@ internal static class HuggingFaceTokenizerJson
         foreach (var t in added) if (t.Content == name) return t.Id;
         if (vocab.TryGetValue(name, out int id)) return id;
         throw f.Error(itemPath + ".SpecialToken.id", $"names '{name}', which is not a known token");
-    }
-
-    private static ByteLevelBpeTokenizer ApplyConfig(ByteLevelBpeTokenizer tokenizer, string configJson, string source)
-    {
-        JsonDocument doc;
-        try { doc = JsonDocument.Parse(configJson); }
-        catch (JsonException e) { throw new TokenizerFormatException($"{source}: not valid JSON ({e.Message})", e); }
-        using (doc)
-        {
-            var f = new JsonFields(source);
-            var root = doc.RootElement;
-            if (root.ValueKind != JsonValueKind.Object) throw new TokenizerFormatException($"{source}: the top level must be a JSON object");
-            int? Resolve(string field)
-            {
-                if (JsonFields.Optional(root, field) is not { } e) return null;
-                string content = e.ValueKind == JsonValueKind.Object ? f.String(e, "content", field + ".content") : f.AsString(e, field);
-                return tokenizer.TokenToId(content) ?? throw f.Error(field, $"names '{content}', which is not a token of the tokenizer");
-            }
-            return tokenizer.WithSpecialTokenIds(Resolve("bos_token"), Resolve("eos_token"), Resolve("pad_token"));
-        }
     }
 }

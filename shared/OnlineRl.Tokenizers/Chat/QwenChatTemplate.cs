@@ -50,7 +50,7 @@ public static class QwenChatTemplate
     /// <c>tokenizer.Encode(Render(...))</c>.
     /// </summary>
     /// <exception cref="ArgumentException">The tokenizer lacks <c>&lt;|im_start|&gt;</c> or <c>&lt;|im_end|&gt;</c>.</exception>
-    public static int[] Encode(ByteLevelBpeTokenizer tokenizer, IEnumerable<ChatMessage> messages, bool addGenerationPrompt,
+    public static int[] Encode(PretrainedTokenizer tokenizer, IEnumerable<ChatMessage> messages, bool addGenerationPrompt,
         bool? enableThinking = null, SpecialTokenPolicy contentPolicy = SpecialTokenPolicy.EncodeAsText)
     {
         ArgumentNullException.ThrowIfNull(tokenizer);

@@ -503,7 +503,7 @@ def reward_model_cases():
 
 
 def binding_op_cases():
-    """The ops added to OnlineRl.Torch for this project, against torch.nn.functional."""
+    """The logsigmoid and softplus ops these losses use, against torch.nn.functional."""
     x = torch.cat([torch.tensor([-60.0, -25.0, -1.0, 0.0, 0.5, 3.0, 12.0, 25.0, 60.0], dtype=f64), Inputs("ops").randn(7, scale=3.0)])
     case("op_logsigmoid", "op_logsigmoid", {}, {"x": x},
          lambda v: {"out": F.logsigmoid(v["x"]), "loss": F.logsigmoid(v["x"]).sum()}, grad_inputs=("x",))
