@@ -32,7 +32,8 @@ internal static class SoakCommand
     {
         var minutes = options.Double("minutes", 20);
         var bus = options.String("bus", "kafka");
-        var faultEvery = options.Double("fault-every-seconds", Math.Clamp(minutes * 6, 15, 120));
+        // By default every kind of fault comes at least twice (eight kinds on Kafka): 60 s in a 20-minute soak.
+        var faultEvery = options.Double("fault-every-seconds", Math.Clamp(minutes * 3, 10, 120));
         var sampleEvery = options.Double("sample-seconds", 60);
         var output = options.String("out", "runs/soak");
         var promptsPerStep = options.Int("prompts-per-step", 8);
@@ -46,7 +47,16 @@ internal static class SoakCommand
             throw new UsageException($"--out {output} is not empty (a soak starts from nothing)");
         var settings = new SoakSettings(minutes, bus, TimeSpan.FromSeconds(faultEvery), TimeSpan.FromSeconds(sampleEvery), Path.GetFullPath(output), promptsPerStep);
         await using var soak = new Soak(settings, line => Console.WriteLine(line));
-        return await soak.RunAsync() ? 0 : 1;
+        try
+        {
+            return await soak.RunAsync() ? 0 : 1;
+        }
+        catch (Exception e) when (e is TimeoutException or InvalidOperationException)
+        {
+            // A service that never started or died before its first step: there is nothing to judge.
+            Console.Error.WriteLine($"soak failed: {e.Message}");
+            return 1;
+        }
     }
 }
 
@@ -63,7 +73,7 @@ internal sealed class Soak(SoakSettings settings, Action<string> print) : IAsync
     private readonly DateTime started = DateTime.UtcNow;
     private readonly List<ServiceProcess> processes = [];
     private readonly Dictionary<string, ServiceProcess> live = new(StringComparer.Ordinal);
-    private readonly List<(double Minute, string Fault)> faults = [];
+    private readonly List<SoakFault> faults = [];
     private readonly List<SoakSample> samples = [];
     private readonly List<string> unexpectedExits = [];
     private readonly Lock gate = new();
@@ -83,7 +93,10 @@ internal sealed class Soak(SoakSettings settings, Action<string> print) : IAsync
     {
         Directory.CreateDirectory(settings.OutputDirectory);
         redis = RedisServerProcess.Start(persistent: true);
-        redisClient = RedisConnection.Connect(redis.Address);
+        // Admin commands (INFO for Redis's memory) are allowed on the soak's own connection only.
+        var redisOptions = RedisConnection.Options(redis.Address);
+        redisOptions.AllowAdmin = true;
+        redisClient = await ConnectionMultiplexer.ConnectAsync(redisOptions);
         if (OnKafka)
         {
             kafka = new MockKafkaCluster(brokers: 3, initialRebalanceDelay: TimeSpan.FromMilliseconds(200));
@@ -120,7 +133,7 @@ internal sealed class Soak(SoakSettings settings, Action<string> print) : IAsync
         var held = await GeneratorsReachAsync(newest);
         foreach (var process in live.Values.ToList()) await StopAsync(process);
         var ledger = Ledger.Verify(LedgerDirectory);
-        var report = SoakReport.Write(settings, ledger, faults, samples, unexpectedExits, drained, newest, held, await KeysPerVersionAsync(newest), print);
+        var report = SoakReport.Write(settings, started, ledger, faults, samples, unexpectedExits, drained, newest, held, await KeysPerVersionAsync(newest), print);
         Log($"wrote {Path.Combine(settings.OutputDirectory, "soak-report.md")} and soak-samples.csv");
         return report;
     }
@@ -222,11 +235,9 @@ internal sealed class Soak(SoakSettings settings, Action<string> print) : IAsync
             unexpectedExits.Add(what);
             Log("UNEXPECTED " + what);
             lock (gate) live.Remove(process.Name);
-            Start(ServiceOf(process.Name), process.Name);
+            Start(SoakAnalysis.ServiceOf(process.Name), process.Name);
         }
     }
-
-    private static string ServiceOf(string id) => id.Split('-')[0];
 
     /// <summary>The faults, in turn: Kafka's (on the Kafka bus), then a kill -9 of each kind of service, then of redis-server.</summary>
     private async Task InjectAsync(int index)
@@ -240,18 +251,20 @@ internal sealed class Soak(SoakSettings settings, Action<string> print) : IAsync
         {
             case "broker":
                 var broker = round % 3 + 1;
-                Record($"Kafka broker {broker} down for 10 s, then up");
+                // Down long enough for sessions and requests to time out, but back before the next fault.
+                var downFor = TimeSpan.FromSeconds(Math.Min(10, settings.FaultEvery.TotalSeconds / 2));
+                Record(kind, $"Kafka broker {broker} down for {downFor.TotalSeconds:F0} s, then up");
                 kafka!.SetBrokerDown(broker);
-                await Task.Delay(TimeSpan.FromSeconds(10));
+                await Task.Delay(downFor);
                 kafka.SetBrokerUp(broker);
                 break;
             case "leader":
-                Record("leader change: every partition of every topic moves to another broker");
+                Record(kind, "leader change: every partition of every topic moves to another broker");
                 foreach (var topic in Topics.All)
                     for (var p = 0; p < Partitions; p++) kafka!.SetPartitionLeader(topic, p, (p + round + 1) % 3 + 1);
                 break;
             case "errors":
-                Record("produce, fetch and offset-commit requests answered with errors (not leader, timed out, disconnect)");
+                Record(kind, "produce, fetch and offset-commit requests answered with errors (not leader, timed out, disconnect)");
                 kafka!.PushRequestErrors(KafkaApi.Produce, Confluent.Kafka.ErrorCode.NotLeaderForPartition, Confluent.Kafka.ErrorCode.RequestTimedOut,
                     Confluent.Kafka.ErrorCode.Local_Transport);
                 kafka.PushRequestErrors(KafkaApi.Fetch, Confluent.Kafka.ErrorCode.NotLeaderForPartition, Confluent.Kafka.ErrorCode.Local_Transport);
@@ -260,7 +273,7 @@ internal sealed class Soak(SoakSettings settings, Action<string> print) : IAsync
             case "generator":
                 var victim = Live("generator").OrderBy(p => p.Name, StringComparer.Ordinal).First();
                 var successor = $"generator-{nextGenerator++}";
-                Record($"{victim.Name} killed (kill -9); {successor} joins");
+                Record(kind, $"{victim.Name} killed (kill -9); {successor} joins");
                 Kill(victim);
                 Start("generator", successor);
                 break;
@@ -268,25 +281,25 @@ internal sealed class Soak(SoakSettings settings, Action<string> print) : IAsync
                 var extra = Live("scorer").Where(p => p.Name != "scorer-0").ToList();
                 if (extra.Count > 0)
                 {
-                    Record($"{extra[0].Name} killed (kill -9): the scorers' group rebalances after the session timeout");
+                    Record(kind, $"{extra[0].Name} killed (kill -9): the scorers' group rebalances after the session timeout");
                     Kill(extra[0]);
                 }
                 else
                 {
                     var joining = $"scorer-{nextScorer++}";
-                    Record($"{joining} joins: the scorers' group rebalances");
+                    Record(kind, $"{joining} joins: the scorers' group rebalances");
                     Start("scorer", joining);
                 }
                 break;
             case "feeder":
             case "learner":
                 var service = Live(kind).Single();
-                Record($"{service.Name} killed (kill -9) and restarted");
+                Record(kind, $"{service.Name} killed (kill -9) and restarted");
                 Kill(service);
                 Start(kind, service.Name);
                 break;
             case "redis":
-                Record("redis-server killed (kill -9), restarted from its append-only file 2 s later");
+                Record(kind, "redis-server killed (kill -9), restarted from its append-only file 2 s later");
                 redis!.Kill();
                 await Task.Delay(TimeSpan.FromSeconds(2));
                 redis.Restart();
@@ -296,12 +309,12 @@ internal sealed class Soak(SoakSettings settings, Action<string> print) : IAsync
 
     private List<ServiceProcess> Live(string service)
     {
-        lock (gate) return live.Values.Where(p => ServiceOf(p.Name) == service && !p.HasExited).ToList();
+        lock (gate) return live.Values.Where(p => SoakAnalysis.ServiceOf(p.Name) == service && !p.HasExited).ToList();
     }
 
-    private void Record(string fault)
+    private void Record(string kind, string fault)
     {
-        faults.Add((Minute, fault));
+        faults.Add(new SoakFault(Minute, kind, fault));
         Log("fault: " + fault);
     }
 
@@ -379,7 +392,7 @@ internal sealed class Soak(SoakSettings settings, Action<string> print) : IAsync
             if (!OnKafka)
                 foreach (var topic in Topics.All)
                     longestStream = Math.Max(longestStream, await redisClient.GetDatabase().StreamLengthAsync($"onlinerl:stream:{topic}"));
-            samples.Add(new SoakSample(minute, "redis-server", 0, long.Parse(memory, CultureInfo.InvariantCulture) / (1024.0 * 1024), 0,
+            samples.Add(new SoakSample(minute, SoakAnalysis.RedisProcess, 0, long.Parse(memory, CultureInfo.InvariantCulture) / (1024.0 * 1024), 0,
                 keys, versions, versionBound, OnKafka ? null : longestStream));
         }
         catch (RedisException e)
@@ -390,20 +403,6 @@ internal sealed class Soak(SoakSettings settings, Action<string> print) : IAsync
 
     private void Log(string line) => print($"[{Minute,5:F1} min] {line}");
 }
-
-/// <summary>One measurement of one process (or of Redis) during a soak.</summary>
-/// <param name="Minute">Minutes since the soak started.</param>
-/// <param name="Process">Service id, or "redis-server".</param>
-/// <param name="Pid">Operating-system process id (0 for Redis, measured through INFO).</param>
-/// <param name="RssMiB">Resident memory in MiB (Redis: used_memory_rss).</param>
-/// <param name="OpenHandles">Open file descriptors (sockets, files, pipes).</param>
-/// <param name="RedisKeys">Redis only: keys in the database.</param>
-/// <param name="WeightVersions">Redis only: weight versions stored (manifests).</param>
-/// <param name="WeightVersionBound">Redis only: what the weight store may keep then: the newest
-/// <see cref="WeightStoreOptions.KeepNewest"/>, one being written, and all from the oldest version a generator reports holding.</param>
-/// <param name="LongestStream">Redis Streams bus only: entries in the longest topic stream (bound: the bus's topic capacity).</param>
-internal sealed record SoakSample(double Minute, string Process, int Pid, double RssMiB, int OpenHandles, long RedisKeys = 0, int WeightVersions = 0,
-    int WeightVersionBound = 0, long? LongestStream = null);
 
 /// <summary>Memory and handles of a process, from Linux's /proc.</summary>
 internal static class ProcessStats

@@ -146,27 +146,7 @@ public static class Ledger
     /// </summary>
     public static LedgerReport Verify(string directory)
     {
-        if (!Directory.Exists(directory)) throw new DirectoryNotFoundException($"ledger directory not found: {directory}");
-        var entries = new List<(LedgerEntry Entry, int File, int Line)>();
-        var torn = 0;
-        var files = Directory.GetFiles(directory, "*.jsonl").Order(StringComparer.Ordinal).ToList();
-        for (var f = 0; f < files.Count; f++)
-        {
-            var lineNumber = 0;
-            foreach (var line in File.ReadLines(files[f]))
-            {
-                lineNumber++;
-                if (line.Length == 0) continue;
-                try
-                {
-                    entries.Add((JsonSerializer.Deserialize<LedgerEntry>(line, Json) ?? throw new JsonException("null"), f, lineNumber));
-                }
-                catch (JsonException)
-                {
-                    torn++;
-                }
-            }
-        }
+        var entries = Read(directory, out var torn);
         var published = new HashSet<string>();
         var generated = new Dictionary<string, int>();
         var scored = new HashSet<string>();
@@ -218,6 +198,42 @@ public static class Ledger
         return new LedgerReport(published.Count, trained.Count, consumed.Count(kv => kv.Value.All(e => e.Event == LedgerEvent.DroppedStale)),
             trainedTwice, missing, unexplained, uncommitted, generated.Count(kv => kv.Value > 1), torn,
             deliveries.Values.Sum(), deliveries.Values.Count(n => n > 1), deliveries.Values.DefaultIfEmpty(0).Max());
+    }
+
+    /// <summary>
+    /// Every readable entry of every <c>*.jsonl</c> file in <paramref name="directory"/> (files in name order, lines in
+    /// file order), for timelines and checks of one's own; lines cut by a kill are skipped and counted.
+    /// </summary>
+    /// <param name="directory">The ledger directory.</param>
+    /// <param name="tornLines">Unreadable lines.</param>
+    /// <exception cref="DirectoryNotFoundException">The directory does not exist.</exception>
+    public static IReadOnlyList<LedgerEntry> Entries(string directory, out int tornLines) =>
+        Read(directory, out tornLines).Select(e => e.Entry).ToList();
+
+    private static List<(LedgerEntry Entry, int File, int Line)> Read(string directory, out int tornLines)
+    {
+        if (!Directory.Exists(directory)) throw new DirectoryNotFoundException($"ledger directory not found: {directory}");
+        var entries = new List<(LedgerEntry Entry, int File, int Line)>();
+        tornLines = 0;
+        var files = Directory.GetFiles(directory, "*.jsonl").Order(StringComparer.Ordinal).ToList();
+        for (var f = 0; f < files.Count; f++)
+        {
+            var lineNumber = 0;
+            foreach (var line in File.ReadLines(files[f]))
+            {
+                lineNumber++;
+                if (line.Length == 0) continue;
+                try
+                {
+                    entries.Add((JsonSerializer.Deserialize<LedgerEntry>(line, Json) ?? throw new JsonException("null"), f, lineNumber));
+                }
+                catch (JsonException)
+                {
+                    tornLines++;
+                }
+            }
+        }
+        return entries;
     }
 
     /// <summary>Parses a Kafka message position "partition:offset" (<see cref="LedgerEntry.Message"/>).</summary>

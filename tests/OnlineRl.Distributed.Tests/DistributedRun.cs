@@ -258,15 +258,21 @@ public sealed partial class DistributedRun : IDisposable
             output.WriteLine(process.Tail(12));
             process.Dispose();
         }
-        var logs = Path.Combine(Root, "logs");
-        if (Directory.Exists(logs))
-        {
-            var kept = RepoPaths.Of("artifacts", "distributed-logs", Path.GetFileName(Root));
-            Directory.CreateDirectory(kept);
-            foreach (var file in Directory.GetFiles(logs)) File.Copy(file, Path.Combine(kept, Path.GetFileName(file)), overwrite: true);
-            output.WriteLine($"logs kept in {kept}");
-        }
+        if (KeepFiles(Path.Combine(Root, "logs"), Path.GetFileName(Root)) is { } kept) output.WriteLine($"logs kept in {kept}");
         try { Directory.Delete(Root, recursive: true); } catch (IOException) { }
+    }
+
+    /// <summary>
+    /// Copies the files of <paramref name="directory"/> to artifacts/distributed-logs/<paramref name="name"/> (they outlive
+    /// the test's temp folder, for a look after a failure); returns that folder, or null when there was nothing to keep.
+    /// </summary>
+    public static string? KeepFiles(string directory, string name)
+    {
+        if (!Directory.Exists(directory)) return null;
+        var kept = RepoPaths.Of("artifacts", "distributed-logs", name);
+        Directory.CreateDirectory(kept);
+        foreach (var file in Directory.GetFiles(directory)) File.Copy(file, Path.Combine(kept, Path.GetFileName(file)), overwrite: true);
+        return kept;
     }
 
 
