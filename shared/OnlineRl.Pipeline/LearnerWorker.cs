@@ -194,17 +194,21 @@ public sealed class LearnerWorker(IEventBus bus, WeightStore store, Learner lear
             TrainedPrompts.Add(promptId);
             pendingAcks.Add(raw);
         }
+        // The update is done: a graceful stop from here on still publishes it and writes its ledger lines, because the
+        // checkpoint that the stop writes counts these prompts as trained (cancelling the publication used to leave
+        // them trained in the checkpoint but missing from the ledger).
         // A skipped update (nothing to learn, or a NaN/inf loss) leaves the weights as they were: no new version.
         if (!stats.Skipped)
         {
             var publishClock = Stopwatch.StartNew();
-            var manifest = await PublishWeightsAsync(store, policy, options.PublishAdaptersOnly, stats.Step, cancellationToken).ConfigureAwait(false);
+            var manifest = await PublishWeightsAsync(store, policy, options.PublishAdaptersOnly, stats.Step, CancellationToken.None).ConfigureAwait(false);
             Version = manifest.Version;
             PipelineMetrics.Shared.WeightsPublished(Version, publishClock.Elapsed);
-            // Old versions go once no live generator holds them (the newest few always stay).
-            if (generators is not null) await store.PruneAsync(await generators.HeldVersionsAsync(cancellationToken).ConfigureAwait(false), cancellationToken).ConfigureAwait(false);
         }
         foreach (var (group, _) in used) ledger?.Write(LedgerEvent.Trained, group.Rollout.Prompt.PromptId, stats.Step, Version, commits + 1);
+        // Old versions go once no live generator holds them (the newest few always stay).
+        if (!stats.Skipped && generators is not null)
+            await store.PruneAsync(await generators.HeldVersionsAsync(cancellationToken).ConfigureAwait(false), cancellationToken).ConfigureAwait(false);
         if (stateStore is null || stats.Step % options.CheckpointEvery == 0) await CommitAsync(subscription, cancellationToken).ConfigureAwait(false);
         await AnnounceAsync(cancellationToken).ConfigureAwait(false);
         double? accuracy = options.EvalEvery > 0 && stats.Step % options.EvalEvery == 0 && evaluate is not null ? evaluate() : null;
