@@ -114,7 +114,9 @@ public sealed class LearnerWorker(IEventBus bus, WeightStore store, Learner lear
         await using var _ = subscription.ConfigureAwait(false);
         try
         {
-            while (options.Steps == 0 || learner.StepCount < options.Steps)
+            // A learner restarted after the bounded feed was all consumed has nothing left to wait for.
+            var feedConsumed = options.MaxPrompts > 0 && consumed.Count >= options.MaxPrompts;
+            while (!feedConsumed && (options.Steps == 0 || learner.StepCount < options.Steps))
             {
                 BusMessage message;
                 try

@@ -130,11 +130,13 @@ public sealed class GeneratorWorker
     private readonly IGeneratorStatusReporter? status;
     private long announced;
     private long batches;
+    private long lastReportMs = Environment.TickCount64;
 
     /// <summary>
     /// Creates the worker around <paramref name="model"/>, which holds weights version <paramref name="heldVersion"/>
     /// (0: none yet; the first announced version is loaded before any prompt is answered). The version held is
-    /// reported to <paramref name="status"/> at the start and after every swap.
+    /// reported to <paramref name="status"/> at the start, after every swap and, when the status's reports expire, as a
+    /// heartbeat (<see cref="IGeneratorStatusReporter.Heartbeat"/>), idle or not.
     /// </summary>
     public GeneratorWorker(IEventBus bus, WeightStore store, TransformerModel model, ITokenizer tokenizer, SamplingSection sampling,
         string runId, string generatorId, long heldVersion, int batchPrompts = 16, long seed = 0, LedgerWriter? ledger = null,
@@ -171,7 +173,7 @@ public sealed class GeneratorWorker
     {
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         var prompts = Channel.CreateBounded<(PromptMessage Prompt, BusMessage Raw, IEventSubscription From)>(batchPrompts);
-        if (status is not null) await status.ReportAsync(GeneratorId, HeldVersion, cancellationToken).ConfigureAwait(false);
+        await ReportHeldAsync(cancellationToken).ConfigureAwait(false);
         // Either background loop failing (e.g. the bus refused our credentials) ends the run with its error: the
         // prompt channel is completed with it, so the main loop's wait throws instead of waiting for ever.
         var watcher = FailInto(prompts.Writer, WatchPolicyAsync(linked.Token));
@@ -283,10 +285,37 @@ public sealed class GeneratorWorker
         }
     }
 
+    private async Task ReportHeldAsync(CancellationToken cancellationToken)
+    {
+        if (status is null) return;
+        await status.ReportAsync(GeneratorId, HeldVersion, cancellationToken).ConfigureAwait(false);
+        lastReportMs = Environment.TickCount64;
+    }
+
+    /// <summary>Renews the report once it is a heartbeat old (called before every batch and every check while idle).</summary>
+    private async Task RenewReportAsync(CancellationToken cancellationToken)
+    {
+        if (status?.Heartbeat is not { } heartbeat || Environment.TickCount64 - lastReportMs < heartbeat.TotalMilliseconds) return;
+        try
+        {
+            await ReportHeldAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            // The registry is unreachable (e.g. Redis restarting): a missed renewal only unlists this generator for a
+            // while, so generating goes on and the renewal is tried again a heartbeat later.
+            lastReportMs = Environment.TickCount64;
+        }
+    }
+
     private async Task SwapWeightsIfNewerAsync(CancellationToken cancellationToken)
     {
         var newest = Interlocked.Read(ref announced);
-        if (newest <= HeldVersion) return;
+        if (newest <= HeldVersion)
+        {
+            await RenewReportAsync(cancellationToken).ConfigureAwait(false);
+            return;
+        }
         var loadClock = Stopwatch.StartNew();
         Dictionary<string, Tensor> weights;
         try
@@ -307,7 +336,7 @@ public sealed class GeneratorWorker
             if (unknown.Count > 0) throw new InvalidDataException($"weights version {newest} has tensors this model lacks: {string.Join(", ", unknown.Take(3))}");
             model.load_state_dict(weights, strict: false);
             HeldVersion = newest;
-            if (status is not null) await status.ReportAsync(GeneratorId, HeldVersion, cancellationToken).ConfigureAwait(false);
+            await ReportHeldAsync(cancellationToken).ConfigureAwait(false);
             PipelineMetrics.Shared.WeightsLoaded(loadClock.Elapsed);
             PipelineMetrics.Shared.HeldWeights(GeneratorId, newest);
         }

@@ -5,7 +5,8 @@ namespace OnlineRl.Pipeline.Tests;
 
 // A learner abandoned at a random step (as if killed: no graceful stop, nothing acknowledged beyond its last
 // checkpoint), or stopped gracefully in the middle of a weight publication, and restarted from its state directory
-// over the same bus finishes the run; the ledger shows every prompt trained exactly once. Feeder, generator and
+// over the same bus finishes the run (and, restarted once more, stops at once); the ledger shows every prompt
+// trained exactly once. Feeder, generator and
 // scorer run as the service entry points do.
 public class CrashRestartTests
 {
@@ -64,6 +65,12 @@ public class CrashRestartTests
             Assert.Equal((4, 12), (versionAtStop, trainedAtStop)); // update 3 was published before the stop
             Assert.Equal(3, second.RestoredStep);
             Assert.Equal(0, Ledger.Verify(config.Train.LedgerDir).Uncommitted);
+
+            // Started again once the whole feed is trained, a learner has nothing to wait for: it stops at once.
+            var third = await PipelineServices.RunLearnerAsync(config with { Service = new ServiceSection { Id = "learner-c" } }, bus, blobs, _ => { },
+                CancellationToken.None).WaitAsync(TimeSpan.FromMinutes(1));
+            Assert.Equal(8, third.RestoredStep);
+            Assert.True(Ledger.Verify(config.Train.LedgerDir).Ok);
         });
     }
 
