@@ -231,7 +231,8 @@ internal sealed class Soak(SoakSettings settings, Action<string> print) : IAsync
         lock (gate) ended = live.Values.Where(p => p.HasExited).ToList();
         foreach (var process in ended)
         {
-            var what = $"{Minute:F1} min: {process.Name} exited by itself with {process.ExitCode}: {process.Lines.LastOrDefault()}";
+            var why = process.FirstException(count: 1)?.Trim() ?? process.Lines.LastOrDefault();
+            var what = $"{Minute:F1} min: {process.Name} exited by itself with {process.ExitCode}: {why}";
             unexpectedExits.Add(what);
             Log("UNEXPECTED " + what);
             lock (gate) live.Remove(process.Name);

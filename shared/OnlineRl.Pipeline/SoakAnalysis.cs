@@ -89,15 +89,15 @@ public static class SoakAnalysis
 
     /// <summary>
     /// Per service, the trend of its longest-lived process (a service killed by a fault starts again as a new process).
-    /// The fit leaves out the first quarter of its samples (start-up: the runtime, libtorch and the clients warm up) but
-    /// keeps at least the last <see cref="MinFittedSamples"/>.
+    /// The fit leaves out the first third of its samples (start-up: the runtime, libtorch's allocator and the clients
+    /// warm up; the learner's memory grows for its first updates) but keeps at least the last <see cref="MinFittedSamples"/>.
     /// </summary>
     public static List<SoakTrend> Trends(IReadOnlyList<SoakSample> samples) =>
         samples.Where(s => s.Process != RedisProcess).GroupBy(s => ServiceOf(s.Process)).OrderBy(g => g.Key, StringComparer.Ordinal)
             .Select(service =>
             {
                 var series = service.GroupBy(s => s.Pid).OrderByDescending(g => g.Count()).First().OrderBy(s => s.Minute).ToList();
-                var fitted = series.Skip(Math.Min(series.Count / 4, Math.Max(0, series.Count - MinFittedSamples))).ToList();
+                var fitted = series.Skip(Math.Min(series.Count / 3, Math.Max(0, series.Count - MinFittedSamples))).ToList();
                 return new SoakTrend(service.Key, series, fitted);
             })
             .ToList();

@@ -22,10 +22,11 @@ public sealed class SoakTests(SftCheckpointFixture start, ITestOutputHelper outp
     {
         var root = Path.Combine(Path.GetTempPath(), $"onlinerl-soak-{Guid.NewGuid():N}");
         var soakDir = Path.Combine(root, "soak");
+        var passed = false;
         try
         {
             using (var soak = ServiceProcess.Start("soak", start.Cli,
-                       ["soak", "--minutes", "1.3", "--fault-every-seconds", "8", "--sample-seconds", "10", "--out", soakDir], Path.Combine(root, "soak.log")))
+                       ["soak", "--minutes", "1.3", "--fault-every-seconds", "8", "--sample-seconds", "5", "--out", soakDir], Path.Combine(root, "soak.log")))
             {
                 var ended = await soak.WaitForExitAsync(TimeSpan.FromMinutes(12));
                 output.WriteLine(string.Join('\n', soak.Lines));
@@ -56,12 +57,14 @@ public sealed class SoakTests(SftCheckpointFixture start, ITestOutputHelper outp
             Assert.All(trends, t => Assert.Empty(SoakAnalysis.Leaks(t)));
             Assert.All(samples.Where(s => s.Process != SoakAnalysis.RedisProcess), s => Assert.True(s.RssMiB > 50 && s.OpenHandles > 20, $"implausible sample {s}"));
             Assert.Contains(samples, s => s.Process == SoakAnalysis.RedisProcess);
+            passed = true;
         }
         finally
         {
             var name = Path.GetFileName(root);
             DistributedRun.KeepFiles(soakDir, name);
             if (DistributedRun.KeepFiles(Path.Combine(soakDir, "logs"), Path.Combine(name, "logs")) is { } kept) output.WriteLine($"report and logs kept in {kept}/..");
+            if (!passed) DistributedRun.KeepFiles(Path.Combine(soakDir, "ledger"), Path.Combine(name, "ledger"));
             try { Directory.Delete(root, recursive: true); } catch (IOException) { }
         }
     }
