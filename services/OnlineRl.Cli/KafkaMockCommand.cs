@@ -6,8 +6,8 @@ namespace OnlineRl.Cli;
 
 /// <summary>
 /// `onlinerl kafka-mock`: librdkafka's mock Kafka cluster in its own process, so that several service
-/// processes can share it. The first stdout line is the bootstrap address; it runs until stdin closes,
-/// SIGTERM or SIGINT.
+/// processes can share it. The first stdout line is the bootstrap address; every later stdin line is a fault
+/// command (<see cref="MockKafkaControl"/>) answered by one stdout line. It runs until stdin closes, SIGTERM or SIGINT.
 /// </summary>
 internal static class KafkaMockCommand
 {
@@ -28,7 +28,7 @@ internal static class KafkaMockCommand
         Console.WriteLine(cluster.BootstrapServers);
         Console.Out.Flush();
         Console.Error.WriteLine($"mock Kafka cluster: {brokers} broker(s), topics {string.Join(", ", Topics.All)} with {partitions} partitions; "
-            + (ignoreStdin ? "stop with SIGTERM or SIGINT" : "stop by closing stdin, SIGTERM or SIGINT"));
+            + (ignoreStdin ? "stop with SIGTERM or SIGINT" : $"fault commands on stdin ({MockKafkaControl.Usage}); stop by closing stdin, SIGTERM or SIGINT"));
 
         var stop = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         void OnSignal(PosixSignalContext context)
@@ -40,17 +40,18 @@ internal static class KafkaMockCommand
         using var interrupt = PosixSignalRegistration.Create(PosixSignal.SIGINT, OnSignal);
         if (!ignoreStdin)
         {
-            // A background thread: reading stdin to its end blocks.
-            var stdinWatcher = new Thread(() =>
+            // A background thread: reading stdin blocks. Each line is a fault-injection command, answered on stdout.
+            var control = new Thread(() =>
             {
-                using var stdin = Console.OpenStandardInput();
-                var buffer = new byte[256];
-                while (stdin.Read(buffer) > 0)
+                while (Console.In.ReadLine() is { } line)
                 {
+                    if (line.Trim().Length == 0) continue;
+                    Console.WriteLine(MockKafkaControl.Execute(cluster, line));
+                    Console.Out.Flush();
                 }
                 stop.TrySetResult();
-            }) { IsBackground = true, Name = "stdin watcher" };
-            stdinWatcher.Start();
+            }) { IsBackground = true, Name = "kafka-mock control" };
+            control.Start();
         }
         await stop.Task;
         return 0;

@@ -39,8 +39,19 @@ const string Usage = """
                  --steps N (2000) --lr X (0.003) --seed N (1) --threads N (all cores)
 
       kafka-mock librdkafka's mock Kafka cluster in this process for other processes to use: prints its bootstrap
-                 address on the first line and runs until stdin closes or SIGTERM. --brokers N (1) --partitions P (4,
-                 for the pipeline's topics) --rebalance-delay-ms MS (3000) --ignore-stdin (stop on signals only)
+                 address on the first line and runs until stdin closes or SIGTERM. Each stdin line is a fault command,
+                 answered "ok" or "error: ..." on stdout: down B | up B | leader TOPIC PARTITION B | coordinator GROUP B |
+                 errors API ERROR... (e.g. errors produce NotLeaderForPartition RequestTimedOut) | clear API | rtt B MS.
+                 --brokers N (1) --partitions P (4, for the pipeline's topics) --rebalance-delay-ms MS (3000)
+                 --ignore-stdin (no commands; stop on signals only)
+      soak       The distributed run (feeder, 2 generators, scorer, learner as processes) on loopback under periodic
+                 faults: Kafka broker down/up, leader changes, request errors, kill -9 of a generator (a new one joins),
+                 a scorer joining/killed, kill -9 + restart of the feeder and of the learner (from its checkpoint),
+                 redis-server kill -9 + restart. Samples RSS and open handles of every process and Redis's keys; ends by
+                 training exactly what was fed. Writes soak-report.md (verdict, ledger, throughput and lag over time,
+                 memory/handle trends) and soak-samples.csv; exit code 0 when every check held.
+                 --minutes M (20) --bus kafka|redis (kafka) --out DIR (runs/soak, must be new or empty)
+                 --fault-every-seconds S (minutes x 3, 10..120) --sample-seconds S (60) --prompts-per-step N (8)
       bench-kafka KafkaEventBus against a raw Confluent.Kafka producer/consumer with rollout-sized messages on a
                  mock cluster; writes a results table. --out FILE (bench-kafka.md) --quick --completions N --tokens N
 
@@ -72,6 +83,7 @@ try
         "kafka-mock" => await KafkaMockCommand.RunAsync(options),
         "bench-kafka" => await KafkaBench.RunAsync(options),
         "bench-redis" => await RedisBench.RunAsync(options),
+        "soak" => await SoakCommand.RunAsync(options),
         _ => throw new UsageException($"unknown command '{args[0]}'"),
     };
 }

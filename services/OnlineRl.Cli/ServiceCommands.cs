@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using OnlineRl.Messaging;
 using OnlineRl.Pipeline;
 using OnlineRl.ServiceDefaults;
 
@@ -28,8 +29,11 @@ internal static class ServiceCommands
                 Port = config.Service.MetricsPort, ServiceName = $"onlinerl-{service}", Readiness = () => readiness,
             });
             Log($"metrics on port {endpoint.Port}");
-            await using var bus = Transports.CreateBus(config.Transport);
-            var blobs = Transports.CreateBlobStore(config.Transport);
+            // Transport problems (a broker down, Redis restarting, a rebalance) are logged, not only retried.
+            using var logs = ServiceLogging.CreateLoggerFactory();
+            using var deliveries = PipelineServices.DeliveryJournal(config, config.Service.Id);
+            await using var bus = Transports.CreateBus(config.Transport, deliveries, logs);
+            var blobs = Transports.CreateBlobStore(config.Transport, logs);
             readiness = Readiness.Ready;
             // SIGTERM (docker stop, Kubernetes) and Ctrl-C stop gracefully: work in hand is finished or handed back.
             using var stop = new CancellationTokenSource();
@@ -47,7 +51,7 @@ internal static class ServiceCommands
             {
                 await (service switch
                 {
-                    "feeder" => PipelineServices.RunFeederAsync(config, bus, Log, stop.Token),
+                    "feeder" => PipelineServices.RunFeederAsync(config, bus, blobs, Log, stop.Token),
                     "generator" => PipelineServices.RunGeneratorAsync(config, bus, blobs,
                         Transports.CreateGeneratorStatus(config.Transport, PipelineServices.WeightsPrefix(config)), Log, stop.Token),
                     "scorer" => PipelineServices.RunScorerAsync(config, bus, Log, stop.Token),
@@ -64,6 +68,12 @@ internal static class ServiceCommands
         {
             Console.Error.WriteLine($"error: {e.Message}");
             return 2;
+        }
+        catch (TransportAuthenticationException e)
+        {
+            // A refused password or certificate: say so and stop, instead of retrying for ever.
+            Console.Error.WriteLine($"error: {e.Message}");
+            return 3;
         }
         catch (IOException e) when (e.Message.Contains("service.metrics_port", StringComparison.Ordinal))
         {

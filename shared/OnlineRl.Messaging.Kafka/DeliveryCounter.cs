@@ -1,30 +1,30 @@
 namespace OnlineRl.Messaging.Kafka;
 
 /// <summary>
-/// Kafka keeps no per-message delivery count, so a bus counts deliveries itself per (group, topic, partition,
-/// offset) until the message is acknowledged. The count therefore covers deliveries by this bus instance (this
-/// process): nacks and handovers between its subscriptions. A message that comes back from the broker to
-/// another process (after a rebalance or a crash) starts again at 1 there.
+/// The default <see cref="IDeliveryJournal"/>: counts deliveries per (group, topic, partition, offset) in this
+/// process until the message is acknowledged. The count therefore covers deliveries by this bus instance (nacks and
+/// handovers between its subscriptions); a message that comes back from the broker to another process (after a
+/// rebalance or a crash) starts again at 1 there.
 /// </summary>
-internal sealed class DeliveryCounter
+internal sealed class DeliveryCounter : IDeliveryJournal
 {
     private readonly Lock _gate = new();
     private readonly Dictionary<(string Group, string Topic, int Partition, long Offset), int> _counts = [];
 
-    /// <summary>Records one more delivery and returns the count (1 on first delivery).</summary>
-    public int Next(string group, string topic, int partition, long offset)
+    /// <inheritdoc />
+    public int Record(string group, string topic, int partition, long offset, string key)
     {
         lock (_gate)
         {
-            var key = (group, topic, partition, offset);
-            var count = _counts.GetValueOrDefault(key) + 1;
-            _counts[key] = count;
+            var entry = (group, topic, partition, offset);
+            var count = _counts.GetValueOrDefault(entry) + 1;
+            _counts[entry] = count;
             return count;
         }
     }
 
-    /// <summary>Forgets an acknowledged message.</summary>
-    public void Forget(string group, string topic, int partition, long offset)
+    /// <inheritdoc />
+    public void Acknowledged(string group, string topic, int partition, long offset)
     {
         lock (_gate) _counts.Remove((group, topic, partition, offset));
     }

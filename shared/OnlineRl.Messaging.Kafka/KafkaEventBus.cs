@@ -24,9 +24,10 @@ namespace OnlineRl.Messaging.Kafka;
 /// <para>Nack: the message goes to the back of the subscription's own queue (a local redelivery). Seeking back
 /// instead would re-read every later message of the partition too; the offset stays uncommitted, so if this
 /// consumer leaves first the group's next owner of the partition gets the message.</para>
-/// <para>Delivery count: Kafka keeps none; the bus counts deliveries in this process (see
-/// <see cref="BusMessage.DeliveryCount"/>): nacks and handovers between subscriptions of this bus raise it, a
-/// message that moves to another process starts again at 1.</para>
+/// <para>Delivery count: Kafka keeps none; the bus counts each hand-over of a message to a reader in its
+/// <see cref="KafkaEventBusOptions.Deliveries"/> journal: by default in this process (nacks and handovers between
+/// subscriptions of this bus raise it, a message that moves to another process starts again at 1), with a journal
+/// shared by the run's processes (its ledger) across restarts.</para>
 /// <para>Topics: created on first use with <see cref="KafkaEventBusOptions.TopicPartitions"/> partitions; a
 /// broker without the CreateTopics call (e.g. <see cref="MockKafkaCluster"/>) auto-creates them instead.</para>
 /// <para>Backpressure: <see cref="PublishAsync"/> waits while the producer's queue is full
@@ -43,6 +44,9 @@ public sealed partial class KafkaEventBus : IEventBus
     /// <summary>How often librdkafka commits the offsets a subscription stored (its acknowledged prefix).</summary>
     internal static readonly TimeSpan CommitInterval = TimeSpan.FromMilliseconds(100);
 
+    /// <summary>Failed TLS handshakes after which the brokers count as refusing this client's TLS settings.</summary>
+    private const int RefusedTlsHandshakes = 3;
+
     /// <summary>How long a publisher waits before retrying when the producer queue is full.</summary>
     private static readonly TimeSpan QueueFullRetryDelay = TimeSpan.FromMilliseconds(5);
 
@@ -53,7 +57,10 @@ public sealed partial class KafkaEventBus : IEventBus
     private readonly ConcurrentDictionary<string, Lazy<Task>> _topicsReady = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<(string Topic, string Group, string Consumer), KafkaSubscription> _subscriptions = new();
     private readonly CancellationTokenSource _disposing = new();
+    /// <summary>Faulted with a <see cref="TransportAuthenticationException"/> once the brokers refuse this client's credentials or TLS.</summary>
+    private readonly TaskCompletionSource _refused = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private int _disposed;
+    private int _failedTlsHandshakes;
 
     /// <summary>Creates the bus and its producer (connections open lazily).</summary>
     /// <param name="options">Brokers and client settings.</param>
@@ -77,6 +84,7 @@ public sealed partial class KafkaEventBus : IEventBus
                     nameof(options));
         _options = options;
         _logger = logger ?? NullLogger.Instance;
+        Deliveries = options.Deliveries ?? new DeliveryCounter();
 
         var config = ClientConfig();
         config["enable.idempotence"] = "true";
@@ -86,7 +94,7 @@ public sealed partial class KafkaEventBus : IEventBus
         config["dotnet.producer.delivery.report.fields"] = "status";
         _producer = BuildClient(() => new ProducerBuilder<string, byte[]>(config)
             .SetLogHandler((_, log) => LogClient(log))
-            .SetErrorHandler((_, error) => LogClientError(_logger, "producer", error.Code, error.Reason, error.IsFatal))
+            .SetErrorHandler((_, error) => OnClientError("producer", error))
             .Build());
         _admin = new DependentAdminClientBuilder(_producer.Handle).Build();
     }
@@ -124,7 +132,10 @@ public sealed partial class KafkaEventBus : IEventBus
             DeliveryReport<string, byte[]> report;
             try
             {
-                report = await delivered.Task.WaitAsync(_disposing.Token).ConfigureAwait(false);
+                // librdkafka retries a refused login for ever: the refusal ends the wait instead (see OnClientError).
+                await Task.WhenAny(delivered.Task, _refused.Task).WaitAsync(_disposing.Token).ConfigureAwait(false);
+                if (!delivered.Task.IsCompleted) await _refused.Task.ConfigureAwait(false);
+                report = await delivered.Task.ConfigureAwait(false);
             }
             catch (OperationCanceledException) when (_disposing.IsCancellationRequested)
             {
@@ -188,7 +199,33 @@ public sealed partial class KafkaEventBus : IEventBus
 
     internal ILogger Logger => _logger;
 
-    internal DeliveryCounter Deliveries { get; } = new();
+    /// <summary>Why the brokers refused this client (its credentials or TLS), or null.</summary>
+    internal Exception? Refusal => _refused.Task.Exception?.InnerException;
+
+    /// <summary>
+    /// Logs a client's error. An authentication or TLS failure is not retried into a hang: every waiting and later
+    /// publish and receive of the bus fails with a <see cref="TransportAuthenticationException"/> naming the brokers.
+    /// </summary>
+    internal void OnClientError(string client, Error error)
+    {
+        LogClientError(_logger, client, error.Code, error.Reason, error.IsFatal);
+        var refused = error.Code is ErrorCode.Local_Authentication or ErrorCode.SaslAuthenticationFailed or ErrorCode.Local_Ssl
+            or ErrorCode.UnsupportedSaslMechanism or ErrorCode.IllegalSaslState;
+        // A TLS handshake cut off by the broker (librdkafka: "SSL handshake failed", often TLS to a plaintext listener)
+        // is reported as a transport error, like a broker that is down; only its repetition marks a refusal.
+        if (!refused && error.Code == ErrorCode.Local_Transport && error.Reason.Contains("SSL handshake failed", StringComparison.Ordinal))
+            refused = Interlocked.Increment(ref _failedTlsHandshakes) >= RefusedTlsHandshakes;
+        if (!refused) return;
+        var settings = string.Join(", ", new[] { "security.protocol", "sasl.mechanism", "sasl.username" }
+            .Where(_options.Settings.ContainsKey)
+            .Select(key => key == "sasl.username" ? "sasl.username (set)" : $"{key}={_options.Settings[key]}"));
+        var refusal = new TransportAuthenticationException(
+            $"Kafka at {_options.BootstrapServers} refused the connection ({(settings.Length == 0 ? "no security settings" : settings)}): {error.Reason}");
+        if (!_refused.TrySetException(refusal)) return;
+        foreach (var subscription in _subscriptions.Values) subscription.Refused();
+    }
+
+    internal IDeliveryJournal Deliveries { get; }
 
     internal bool IsDisposed => Volatile.Read(ref _disposed) == 1;
 
@@ -254,6 +291,9 @@ public sealed partial class KafkaEventBus : IEventBus
             SyslogLevel.Notice or SyslogLevel.Info => LogLevel.Information,
             _ => LogLevel.Debug,
         };
+        // Settings go to every client, so each producer is told that consumer properties do not concern it (and the
+        // other way round): expected, not worth a warning.
+        if (log.Facility == "CONFWARN" && log.Message.Contains(" property and will be ignored by this ", StringComparison.Ordinal)) level = LogLevel.Debug;
         LogLibrdkafka(_logger, level, log.Name, log.Facility, log.Message);
     }
 
@@ -268,6 +308,7 @@ public sealed partial class KafkaEventBus : IEventBus
     private void ThrowIfDisposed()
     {
         if (IsDisposed) throw new ObjectDisposedException(nameof(KafkaEventBus), "The Kafka event bus has been disposed.");
+        if (Refusal is { } refusal) throw refusal;
     }
 
     [LoggerMessage(Message = "librdkafka {Client} {Facility}: {Text}")]

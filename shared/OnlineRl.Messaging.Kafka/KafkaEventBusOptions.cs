@@ -37,6 +37,13 @@ public sealed record KafkaEventBusOptions
     /// prefetched messages (they are fetched again after the resume).</summary>
     public int MaxBufferedMessagesPerSubscription { get; init; } = 1024;
 
+    /// <summary>
+    /// Where deliveries are counted (<see cref="BusMessage.DeliveryCount"/>); null (default): in this process only,
+    /// so a message that moves to another process starts again at 1. Give a journal every process shares (the run's
+    /// ledger) to keep counting across restarts.
+    /// </summary>
+    public IDeliveryJournal? Deliveries { get; init; }
+
     /// <summary>How long disposing the bus waits for queued messages to reach the brokers (default 10 s).</summary>
     public TimeSpan FlushTimeout { get; init; } = TimeSpan.FromSeconds(10);
 

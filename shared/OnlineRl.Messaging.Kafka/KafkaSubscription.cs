@@ -52,7 +52,7 @@ public sealed partial class KafkaSubscription : IEventSubscription
         // Rebalance callbacks run on the poll thread inside Consume/Close.
         _consumer = KafkaEventBus.BuildClient(() => new ConsumerBuilder<string, byte[]>(config)
             .SetLogHandler((_, log) => bus.LogClient(log))
-            .SetErrorHandler((_, error) => KafkaEventBus.LogClientError(bus.Logger, consumerId, error.Code, error.Reason, error.IsFatal))
+            .SetErrorHandler((_, error) => bus.OnClientError(consumerId, error))
             .SetPartitionsAssignedHandler((_, partitions) => OnAssigned(partitions))
             .SetPartitionsRevokedHandler((_, partitions) => OnRevoked(partitions))
             .SetPartitionsLostHandler((_, partitions) => OnLost(partitions))
@@ -88,6 +88,7 @@ public sealed partial class KafkaSubscription : IEventSubscription
         {
             cancellationToken.ThrowIfCancellationRequested();
             Task changed;
+            BusMessage? handed = null;
             lock (_gate)
             {
                 ThrowIfUnusable();
@@ -97,11 +98,18 @@ public sealed partial class KafkaSubscription : IEventSubscription
                     if (_ready.Count <= _bus.Options.MaxBufferedMessagesPerSubscription / 2) _roomMade.Set();
                     if (_partitions.TryGetValue(item.Partition, out var state) && state.Generation == item.Generation)
                     {
-                        state.Handed.Add(ParseId(item.Message).Offset);
-                        return item.Message;
+                        handed = item.Message;
+                        state.Handed.Add(ParseId(handed).Offset);
+                        break;
                     }
                 }
                 changed = _readyChanged.Task;
+            }
+            if (handed is not null)
+            {
+                // Counted when handed to the reader (not when prefetched), outside the lock: a shared journal writes a file.
+                var (partition, offset) = ParseId(handed);
+                return handed with { DeliveryCount = _bus.Deliveries.Record(GroupId, Topic, partition, offset, handed.Key) };
             }
             await changed.WaitAsync(cancellationToken).ConfigureAwait(false);
         }
@@ -122,7 +130,7 @@ public sealed partial class KafkaSubscription : IEventSubscription
                 state.Handed.Remove(offset);
             }
         }
-        _bus.Deliveries.Forget(GroupId, Topic, partition, offset);
+        _bus.Deliveries.Acknowledged(GroupId, Topic, partition, offset);
         return ValueTask.CompletedTask;
     }
 
@@ -137,8 +145,7 @@ public sealed partial class KafkaSubscription : IEventSubscription
             // Only a message this consumer holds now goes back (not one acknowledged, nacked or revoked already).
             if (!_partitions.TryGetValue(partition, out var state) || !state.Handed.Remove(offset))
                 return ValueTask.CompletedTask;
-            var redelivery = message with { DeliveryCount = _bus.Deliveries.Next(GroupId, Topic, partition, offset) };
-            _ready.Enqueue((redelivery, partition, state.Generation));
+            _ready.Enqueue((message, partition, state.Generation)); // counted again when handed out
             Pulse();
         }
         return ValueTask.CompletedTask;
@@ -235,7 +242,7 @@ public sealed partial class KafkaSubscription : IEventSubscription
             Payload = result.Message.Value ?? [],
             Headers = FromKafkaHeaders(result.Message.Headers),
             Id = KafkaEventBus.MessageId(partition, offset),
-            DeliveryCount = _bus.Deliveries.Next(GroupId, Topic, partition, offset),
+            DeliveryCount = 0, // set when handed to the reader
             Timestamp = result.Message.Timestamp.UtcDateTime,
         };
         lock (_gate)
@@ -402,8 +409,15 @@ public sealed partial class KafkaSubscription : IEventSubscription
         return result;
     }
 
+    /// <summary>The brokers refused the bus's credentials or TLS: waiting readers fail with the reason.</summary>
+    internal void Refused()
+    {
+        lock (_gate) Pulse();
+    }
+
     private void ThrowIfUnusable()
     {
+        if (_bus.Refusal is { } refusal) throw refusal;
         if (_bus.IsDisposed || _disposed)
             throw new ObjectDisposedException(nameof(IEventSubscription),
                 $"The Kafka subscription of consumer '{ConsumerId}' (group '{GroupId}', topic '{Topic}') has been disposed.");

@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using Confluent.Kafka;
 
 namespace OnlineRl.Messaging.Kafka;
 
@@ -10,8 +11,12 @@ namespace OnlineRl.Messaging.Kafka;
 /// <remarks>
 /// Limits of the mock (librdkafka's): it keeps only a few MB per partition (older messages are dropped), has
 /// no CreateTopics admin call (topics come from <see cref="CreateTopic"/> or are auto-created on first use with
-/// 4 partitions), no authentication, and loses everything when disposed. Dispose it: it holds native threads
-/// and sockets.
+/// 4 partitions), no authentication and no TLS (plaintext listeners only), and loses everything when disposed.
+/// Dispose it: it holds native threads and sockets.
+/// <para>Faults, while clients run: a broker down and up again (<see cref="SetBrokerDown"/>, <see cref="SetBrokerUp"/>),
+/// a new partition leader (<see cref="SetPartitionLeader"/>) or group coordinator (<see cref="SetGroupCoordinator"/>),
+/// errors answered to the next requests of a kind (<see cref="PushRequestErrors"/>) and a slow broker
+/// (<see cref="SetBrokerRoundTripTime"/>). Brokers are numbered 1 to <see cref="Brokers"/>.</para>
 /// </remarks>
 public sealed class MockKafkaCluster : IDisposable
 {
@@ -69,11 +74,86 @@ public sealed class MockKafkaCluster : IDisposable
         ArgumentOutOfRangeException.ThrowIfLessThan(partitions, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(replicationFactor, 1);
         ArgumentOutOfRangeException.ThrowIfGreaterThan(replicationFactor, Brokers);
+        Run(cluster => LibRdKafka.rd_kafka_mock_topic_create(cluster, topic, partitions, replicationFactor), $"create topic '{topic}'");
+    }
+
+    /// <summary>
+    /// Takes a broker down: its connections are closed and new ones refused. Partitions it leads stay led by it
+    /// (Kafka would elect a new leader; here that is <see cref="SetPartitionLeader"/>), so their produce and fetch
+    /// requests wait for it to come back.
+    /// </summary>
+    /// <param name="brokerId">1 to <see cref="Brokers"/>.</param>
+    public void SetBrokerDown(int brokerId) =>
+        Run(cluster => LibRdKafka.rd_kafka_mock_broker_set_down(cluster, CheckBroker(brokerId)), $"take broker {brokerId} down");
+
+    /// <summary>Lets a broker taken down accept connections again.</summary>
+    /// <param name="brokerId">1 to <see cref="Brokers"/>.</param>
+    public void SetBrokerUp(int brokerId) =>
+        Run(cluster => LibRdKafka.rd_kafka_mock_broker_set_up(cluster, CheckBroker(brokerId)), $"bring broker {brokerId} up");
+
+    /// <summary>Delays every answer of a broker by <paramref name="roundTripTime"/> (zero: no delay).</summary>
+    /// <param name="brokerId">1 to <see cref="Brokers"/>.</param>
+    /// <param name="roundTripTime">The added delay, below 2^31 ms.</param>
+    public void SetBrokerRoundTripTime(int brokerId, TimeSpan roundTripTime)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(roundTripTime, TimeSpan.Zero);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(roundTripTime.TotalMilliseconds, int.MaxValue, nameof(roundTripTime));
+        Run(cluster => LibRdKafka.rd_kafka_mock_broker_set_rtt(cluster, CheckBroker(brokerId), (int)roundTripTime.TotalMilliseconds),
+            $"set the round-trip time of broker {brokerId}");
+    }
+
+    /// <summary>
+    /// Moves the leadership of a partition to another broker: clients get "not leader" from the old one, refresh
+    /// their metadata and follow (a Kafka leader election).
+    /// </summary>
+    /// <param name="topic">The topic (auto-created when unknown).</param>
+    /// <param name="partition">The partition.</param>
+    /// <param name="brokerId">The new leader, 1 to <see cref="Brokers"/>.</param>
+    public void SetPartitionLeader(string topic, int partition, int brokerId)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(topic);
+        ArgumentOutOfRangeException.ThrowIfNegative(partition);
+        Run(cluster => LibRdKafka.rd_kafka_mock_partition_set_leader(cluster, topic, partition, CheckBroker(brokerId)),
+            $"make broker {brokerId} the leader of {topic} partition {partition}");
+    }
+
+    /// <summary>Makes <paramref name="brokerId"/> the coordinator of a consumer group (members must find it again).</summary>
+    /// <param name="groupId">The consumer group.</param>
+    /// <param name="brokerId">1 to <see cref="Brokers"/>.</param>
+    public void SetGroupCoordinator(string groupId, int brokerId)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(groupId);
+        Run(cluster => LibRdKafka.rd_kafka_mock_coordinator_set(cluster, "group", groupId, CheckBroker(brokerId)),
+            $"make broker {brokerId} the coordinator of group '{groupId}'");
+    }
+
+    /// <summary>
+    /// Answers the next requests of kind <paramref name="api"/>, to any client and broker, with these errors in
+    /// order (one request each) instead of handling them. <see cref="ErrorCode.Local_Transport"/> closes the
+    /// connection instead.
+    /// </summary>
+    /// <param name="api">The request kind.</param>
+    /// <param name="errors">The errors, e.g. <see cref="ErrorCode.NotLeaderForPartition"/>, <see cref="ErrorCode.RequestTimedOut"/>.</param>
+    public unsafe void PushRequestErrors(KafkaApi api, params ErrorCode[] errors)
+    {
+        ArgumentNullException.ThrowIfNull(errors);
+        if (errors.Length == 0) return;
+        var codes = errors.Select(e => (int)e).ToArray();
         lock (_gate)
         {
             ObjectDisposedException.ThrowIf(_cluster == IntPtr.Zero, this);
-            ThrowOnError(LibRdKafka.rd_kafka_mock_topic_create(_cluster, topic, partitions, replicationFactor),
-                $"create topic '{topic}'");
+            fixed (int* first = codes) LibRdKafka.rd_kafka_mock_push_request_errors_array(_cluster, (short)api, (nuint)codes.Length, first);
+        }
+    }
+
+    /// <summary>Drops the errors <see cref="PushRequestErrors"/> queued for <paramref name="api"/> that no request took yet.</summary>
+    /// <param name="api">The request kind.</param>
+    public void ClearRequestErrors(KafkaApi api)
+    {
+        lock (_gate)
+        {
+            ObjectDisposedException.ThrowIf(_cluster == IntPtr.Zero, this);
+            LibRdKafka.rd_kafka_mock_clear_request_errors(_cluster, (short)api);
         }
     }
 
@@ -87,6 +167,23 @@ public sealed class MockKafkaCluster : IDisposable
             LibRdKafka.rd_kafka_destroy(_handle);
             _cluster = IntPtr.Zero;
             _handle = IntPtr.Zero;
+        }
+    }
+
+    private int CheckBroker(int brokerId)
+    {
+        if (brokerId < 1 || brokerId > Brokers)
+            throw new ArgumentOutOfRangeException(nameof(brokerId), brokerId, $"The mock cluster has brokers 1 to {Brokers}.");
+        return brokerId;
+    }
+
+    /// <summary>Runs one librdkafka mock call on the live cluster; its error code becomes an exception naming what failed.</summary>
+    private void Run(Func<IntPtr, int> call, string what)
+    {
+        lock (_gate)
+        {
+            ObjectDisposedException.ThrowIf(_cluster == IntPtr.Zero, this);
+            ThrowOnError(call(_cluster), what);
         }
     }
 

@@ -161,8 +161,17 @@ public static class Sampler
     public static (Tensor tokens, Tensor logProbs) SampleToken(Tensor logits, SamplingOptions options, Generator? generator = null)
     {
         using var scope = torch.NewDisposeScope();
+        // Scalars are made and kept alive explicitly: a double converted implicitly (tensor / 0.7) becomes a Scalar that
+        // nothing references during the native call, and a garbage collection on another thread may finalize (free) it
+        // mid-call ("Expected false to be true" from c10::Scalar::toDouble; 44 in 1.2 million divisions under GC
+        // pressure, none with a scoped Scalar). `onlinerl soak` lost a generator to it.
+        using var negativeInfinity = double.NegativeInfinity.ToScalar();
         var scaled = logits.to(ScalarType.Float32);
-        if (options.Temperature > 0) scaled = scaled / options.Temperature;
+        if (options.Temperature > 0)
+        {
+            using var temperature = options.Temperature.ToScalar();
+            scaled = scaled / temperature;
+        }
         var logProbs = scaled.log_softmax(-1);
         Tensor tokens;
         if (options.Temperature == 0)
@@ -175,7 +184,7 @@ public static class Sampler
             if (options.TopK > 0 && options.TopK < scaled.size(-1))
             {
                 var kth = scaled.topk(options.TopK, -1).values.narrow(-1, options.TopK - 1, 1);
-                filtered = filtered.masked_fill(filtered.lt(kth), double.NegativeInfinity);
+                filtered = filtered.masked_fill(filtered.lt(kth), negativeInfinity);
             }
             if (options.TopP < 1)
             {
@@ -183,9 +192,10 @@ public static class Sampler
                 var (sorted, order) = filtered.sort(-1, descending: true);
                 var probabilities = sorted.softmax(-1);
                 var before = probabilities.cumsum(-1) - probabilities;
-                var dropSorted = before.gt(options.TopP);
+                using var topP = options.TopP.ToScalar();
+                var dropSorted = before.gt(topP);
                 var drop = dropSorted.scatter(-1, order, dropSorted);
-                filtered = filtered.masked_fill(drop, double.NegativeInfinity);
+                filtered = filtered.masked_fill(drop, negativeInfinity);
             }
             var distribution = filtered.softmax(-1);
             tokens = (generator is null ? distribution.multinomial(1) : distribution.multinomial(1, false, generator)).squeeze(-1);

@@ -14,6 +14,12 @@ public interface IGeneratorStatusReporter
 
     /// <summary>The versions live generators hold (the weight store keeps them when it prunes).</summary>
     ValueTask<IReadOnlyCollection<long>> HeldVersionsAsync(CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// How often a generator renews its report while its version stays the same; null: reports never expire. A
+    /// registry whose reports expire (so that a dead generator pins nothing) needs renewals well within that time.
+    /// </summary>
+    TimeSpan? Heartbeat => null;
 }
 
 /// <summary>Generator status within one process (the all-in-one run and tests).</summary>
@@ -46,4 +52,7 @@ public sealed class RedisGeneratorStatus(OnlineRl.Redis.GeneratorRegistry regist
     /// <inheritdoc />
     public async ValueTask<IReadOnlyCollection<long>> HeldVersionsAsync(CancellationToken cancellationToken = default) =>
         await registry.HeldVersionsAsync().WaitAsync(cancellationToken).ConfigureAwait(false);
+
+    /// <summary>A third of the registry's time-to-live: two renewals may fail (Redis restarting) before a live generator drops out.</summary>
+    public TimeSpan? Heartbeat => registry.TimeToLive / 3;
 }

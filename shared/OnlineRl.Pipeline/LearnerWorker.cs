@@ -26,6 +26,12 @@ public sealed record LearnerWorkerOptions
     public int EvalEvery { get; init; }
     /// <summary>With a <see cref="LearnerStateStore"/>: checkpoint (and only then acknowledge) every N updates.</summary>
     public int CheckpointEvery { get; init; } = 1;
+    /// <summary>
+    /// The number of prompts the feeder publishes in all (<c>task.max_prompts</c>; 0: endless). Once every one of them
+    /// is trained, dropped or waiting, the learner trains what waits (a smaller last batch) and stops: prompts dropped
+    /// as stale are not replaced, so waiting for full batches would wait forever.
+    /// </summary>
+    public long MaxPrompts { get; init; }
     /// <summary>This learner's consumer id and dead-letter service name.</summary>
     public string ServiceId { get; init; } = "learner";
 }
@@ -84,6 +90,12 @@ public sealed class LearnerWorker(IEventBus bus, WeightStore store, Learner lear
     /// <summary>Prompt ids trained on, in order (restored from the checkpoint after a restart).</summary>
     public List<string> TrainedPrompts { get; } = new();
 
+    /// <summary>
+    /// The size of the last update when the feed ran out before a full batch (prompts dropped as stale leave the last
+    /// batch short; see <see cref="LearnerWorkerOptions.MaxPrompts"/>); null when every update was full.
+    /// </summary>
+    public int? ShortLastBatch { get; private set; }
+
     /// <summary>The learner step a restart resumed from (null: a fresh start).</summary>
     public long? RestoredStep { get; private set; }
 
@@ -102,7 +114,9 @@ public sealed class LearnerWorker(IEventBus bus, WeightStore store, Learner lear
         await using var _ = subscription.ConfigureAwait(false);
         try
         {
-            while (options.Steps == 0 || learner.StepCount < options.Steps)
+            // A learner restarted after the bounded feed was all consumed has nothing left to wait for.
+            var feedConsumed = options.MaxPrompts > 0 && consumed.Count >= options.MaxPrompts;
+            while (!feedConsumed && (options.Steps == 0 || learner.StepCount < options.Steps))
             {
                 BusMessage message;
                 try
@@ -118,8 +132,16 @@ public sealed class LearnerWorker(IEventBus bus, WeightStore store, Learner lear
                     cancellationToken).ConfigureAwait(false);
                 // Dropped prompts free admission slots: tell the feeder even without a new version.
                 if (DroppedStale != droppedBefore) await AnnounceAsync(cancellationToken).ConfigureAwait(false);
-                if (buffer.Count < options.PromptsPerStep) continue;
+                // A bounded feed whose every prompt is here: train what waits, even a smaller batch, then stop.
+                var feedExhausted = options.MaxPrompts > 0 && consumed.Count + buffered.Count >= options.MaxPrompts;
+                if (buffer.Count < options.PromptsPerStep && !(feedExhausted && buffer.Count > 0))
+                {
+                    if (feedExhausted) break;
+                    continue;
+                }
+                if (buffer.Count < options.PromptsPerStep) ShortLastBatch = buffer.Count;
                 await StepAsync(subscription, clock, cancellationToken).ConfigureAwait(false);
+                if (feedExhausted && buffer.Count == 0) break;
                 if (options.TimeLimit is { } t && clock.Elapsed >= t) break;
             }
         }
@@ -174,17 +196,21 @@ public sealed class LearnerWorker(IEventBus bus, WeightStore store, Learner lear
             TrainedPrompts.Add(promptId);
             pendingAcks.Add(raw);
         }
+        // The update is done: a graceful stop from here on still publishes it and writes its ledger lines, because the
+        // checkpoint that the stop writes counts these prompts as trained (cancelling the publication used to leave
+        // them trained in the checkpoint but missing from the ledger).
         // A skipped update (nothing to learn, or a NaN/inf loss) leaves the weights as they were: no new version.
         if (!stats.Skipped)
         {
             var publishClock = Stopwatch.StartNew();
-            var manifest = await PublishWeightsAsync(store, policy, options.PublishAdaptersOnly, stats.Step, cancellationToken).ConfigureAwait(false);
+            var manifest = await PublishWeightsAsync(store, policy, options.PublishAdaptersOnly, stats.Step, CancellationToken.None).ConfigureAwait(false);
             Version = manifest.Version;
             PipelineMetrics.Shared.WeightsPublished(Version, publishClock.Elapsed);
-            // Old versions go once no live generator holds them (the newest few always stay).
-            if (generators is not null) await store.PruneAsync(await generators.HeldVersionsAsync(cancellationToken).ConfigureAwait(false), cancellationToken).ConfigureAwait(false);
         }
         foreach (var (group, _) in used) ledger?.Write(LedgerEvent.Trained, group.Rollout.Prompt.PromptId, stats.Step, Version, commits + 1);
+        // Old versions go once no live generator holds them (the newest few always stay).
+        if (!stats.Skipped && generators is not null)
+            await store.PruneAsync(await generators.HeldVersionsAsync(cancellationToken).ConfigureAwait(false), cancellationToken).ConfigureAwait(false);
         if (stateStore is null || stats.Step % options.CheckpointEvery == 0) await CommitAsync(subscription, cancellationToken).ConfigureAwait(false);
         await AnnounceAsync(cancellationToken).ConfigureAwait(false);
         double? accuracy = options.EvalEvery > 0 && stats.Step % options.EvalEvery == 0 && evaluate is not null ? evaluate() : null;

@@ -21,6 +21,11 @@ public enum LedgerEvent
     Committed,
     /// <summary>A learner restarted from its checkpoint of commit <see cref="LedgerEntry.Commit"/>: later entries of the dead learner were lost.</summary>
     Restored,
+    /// <summary>
+    /// A Kafka message (<see cref="LedgerEntry.Topic"/>, <see cref="LedgerEntry.Message"/>) was handed to a reader of
+    /// consumer group <see cref="LedgerEntry.Group"/> (see <see cref="LedgerDeliveryJournal"/>); its key is the prompt id.
+    /// </summary>
+    Delivered,
 }
 
 /// <summary>One line of a ledger file.</summary>
@@ -31,7 +36,13 @@ public enum LedgerEvent
 /// <param name="Step">Learner step (learner entries).</param>
 /// <param name="Version">Weights version (generated: the generator's; learner entries: the newest published).</param>
 /// <param name="Commit">Learner entries: the commit (checkpoint) number that includes them.</param>
-public sealed record LedgerEntry(long UnixMs, string Service, LedgerEvent Event, string PromptId = "", long Step = 0, long Version = 0, long Commit = 0);
+/// <param name="Group">Delivered: the consumer group.</param>
+/// <param name="Topic">Delivered: the topic.</param>
+/// <param name="Message">Delivered: the message's position in the topic, "partition:offset".</param>
+public sealed record LedgerEntry(long UnixMs, string Service, LedgerEvent Event, string PromptId = "", long Step = 0, long Version = 0, long Commit = 0,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)] string? Group = null,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)] string? Topic = null,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)] string? Message = null);
 
 /// <summary>
 /// Appends one service instance's ledger entries as JSON lines to its own file in a ledger directory, so
@@ -43,12 +54,16 @@ public sealed class LedgerWriter : IDisposable
     private readonly StreamWriter writer;
     private readonly Lock gate = new();
 
-    /// <summary>Opens (appending) <c>DIR/SERVICE.jsonl</c>.</summary>
-    public LedgerWriter(string directory, string serviceId)
+    /// <summary>Opens (appending) <c>DIR/SERVICE[SUFFIX].jsonl</c>.</summary>
+    /// <param name="directory">The ledger directory.</param>
+    /// <param name="serviceId">The writing service instance.</param>
+    /// <param name="fileSuffix">Added to the file name: a second file of the same service (its deliveries), so that
+    /// two writers never append to one file.</param>
+    public LedgerWriter(string directory, string serviceId, string fileSuffix = "")
     {
         Directory.CreateDirectory(directory);
         ServiceId = serviceId;
-        var safeName = string.Concat(serviceId.Select(c => char.IsLetterOrDigit(c) || c is '-' or '_' or '.' ? c : '_'));
+        var safeName = string.Concat((serviceId + fileSuffix).Select(c => char.IsLetterOrDigit(c) || c is '-' or '_' or '.' ? c : '_'));
         Path = System.IO.Path.Combine(directory, safeName + ".jsonl");
         writer = new StreamWriter(new FileStream(Path, FileMode.Append, FileAccess.Write, FileShare.Read), new UTF8Encoding(false));
     }
@@ -60,9 +75,12 @@ public sealed class LedgerWriter : IDisposable
     public string Path { get; }
 
     /// <summary>Appends one entry (and flushes it to the operating system, so a killed process keeps it).</summary>
-    public void Write(LedgerEvent what, string promptId = "", long step = 0, long version = 0, long commit = 0)
+    public void Write(LedgerEvent what, string promptId = "", long step = 0, long version = 0, long commit = 0) =>
+        Write(new LedgerEntry(DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(), ServiceId, what, promptId, step, version, commit));
+
+    /// <summary>Appends one entry as it is (and flushes it to the operating system).</summary>
+    public void Write(LedgerEntry entry)
     {
-        var entry = new LedgerEntry(DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(), ServiceId, what, promptId, step, version, commit);
         var line = JsonSerializer.Serialize(entry, Ledger.Json);
         lock (gate)
         {
@@ -88,8 +106,12 @@ public sealed class LedgerWriter : IDisposable
 /// <param name="Uncommitted">Learner entries that never became durable (a crashed learner's last steps, redone after its restart).</param>
 /// <param name="RegeneratedPrompts">Prompts generated more than once (a generator died after publishing, before acknowledging).</param>
 /// <param name="TornLines">Unreadable lines (a line cut by a kill).</param>
+/// <param name="Deliveries">Kafka messages handed to readers (<see cref="LedgerEvent.Delivered"/> lines; 0 without a Kafka bus).</param>
+/// <param name="Redelivered">Kafka messages handed to readers of one group more than once, counted across every process and restart.</param>
+/// <param name="MostDeliveries">The highest delivery count of any Kafka message to one group.</param>
 public sealed record LedgerReport(int Published, int Trained, int DroppedStale, IReadOnlyList<string> TrainedTwice, IReadOnlyList<string> Missing,
-    IReadOnlyList<string> NeverGeneratedOrScored, int Uncommitted, int RegeneratedPrompts, int TornLines)
+    IReadOnlyList<string> NeverGeneratedOrScored, int Uncommitted, int RegeneratedPrompts, int TornLines, int Deliveries = 0, int Redelivered = 0,
+    int MostDeliveries = 0)
 {
     /// <summary>True when nothing was trained twice, nothing is missing and every trained prompt was generated and scored.</summary>
     public bool Ok => TrainedTwice.Count == 0 && Missing.Count == 0 && NeverGeneratedOrScored.Count == 0;
@@ -100,7 +122,8 @@ public sealed record LedgerReport(int Published, int Trained, int DroppedStale, 
         static string Few(IReadOnlyList<string> ids) => ids.Count == 0 ? "0" : $"{ids.Count} ({string.Join(", ", ids.Take(5))}{(ids.Count > 5 ? ", ..." : "")})";
         return $"{(Ok ? "OK" : "FAILED")}: published {Published}, trained {Trained}, dropped stale {DroppedStale}; " +
                $"trained twice {Few(TrainedTwice)}; missing {Few(Missing)}; trained but not generated/scored {Few(NeverGeneratedOrScored)}; " +
-               $"uncommitted learner entries {Uncommitted}; prompts generated more than once {RegeneratedPrompts}; torn lines {TornLines}";
+               $"uncommitted learner entries {Uncommitted}; prompts generated more than once {RegeneratedPrompts}; torn lines {TornLines}" +
+               (Deliveries > 0 ? $"; Kafka deliveries {Deliveries}, messages redelivered {Redelivered}, most deliveries of one message {MostDeliveries}" : "");
     }
 }
 
@@ -123,30 +146,11 @@ public static class Ledger
     /// </summary>
     public static LedgerReport Verify(string directory)
     {
-        if (!Directory.Exists(directory)) throw new DirectoryNotFoundException($"ledger directory not found: {directory}");
-        var entries = new List<(LedgerEntry Entry, int File, int Line)>();
-        var torn = 0;
-        var files = Directory.GetFiles(directory, "*.jsonl").Order(StringComparer.Ordinal).ToList();
-        for (var f = 0; f < files.Count; f++)
-        {
-            var lineNumber = 0;
-            foreach (var line in File.ReadLines(files[f]))
-            {
-                lineNumber++;
-                if (line.Length == 0) continue;
-                try
-                {
-                    entries.Add((JsonSerializer.Deserialize<LedgerEntry>(line, Json) ?? throw new JsonException("null"), f, lineNumber));
-                }
-                catch (JsonException)
-                {
-                    torn++;
-                }
-            }
-        }
+        var entries = Read(directory, out var torn);
         var published = new HashSet<string>();
         var generated = new Dictionary<string, int>();
         var scored = new HashSet<string>();
+        var deliveries = new Dictionary<(string?, string?, string?), int>();
         foreach (var (entry, _, _) in entries)
         {
             switch (entry.Event)
@@ -154,6 +158,10 @@ public static class Ledger
                 case LedgerEvent.Published: published.Add(entry.PromptId); break;
                 case LedgerEvent.Generated: generated[entry.PromptId] = generated.GetValueOrDefault(entry.PromptId) + 1; break;
                 case LedgerEvent.Scored: scored.Add(entry.PromptId); break;
+                case LedgerEvent.Delivered:
+                    var message = (entry.Group, entry.Topic, entry.Message);
+                    deliveries[message] = deliveries.GetValueOrDefault(message) + 1;
+                    break;
             }
         }
 
@@ -188,6 +196,52 @@ public static class Ledger
         var trained = consumed.Where(kv => kv.Value.Any(e => e.Event == LedgerEvent.Trained)).Select(kv => kv.Key).ToList();
         var unexplained = trained.Where(p => !generated.ContainsKey(p) || !scored.Contains(p)).Order(StringComparer.Ordinal).ToList();
         return new LedgerReport(published.Count, trained.Count, consumed.Count(kv => kv.Value.All(e => e.Event == LedgerEvent.DroppedStale)),
-            trainedTwice, missing, unexplained, uncommitted, generated.Count(kv => kv.Value > 1), torn);
+            trainedTwice, missing, unexplained, uncommitted, generated.Count(kv => kv.Value > 1), torn,
+            deliveries.Values.Sum(), deliveries.Values.Count(n => n > 1), deliveries.Values.DefaultIfEmpty(0).Max());
+    }
+
+    /// <summary>
+    /// Every readable entry of every <c>*.jsonl</c> file in <paramref name="directory"/> (files in name order, lines in
+    /// file order), for timelines and checks of one's own; lines cut by a kill are skipped and counted.
+    /// </summary>
+    /// <param name="directory">The ledger directory.</param>
+    /// <param name="tornLines">Unreadable lines.</param>
+    /// <exception cref="DirectoryNotFoundException">The directory does not exist.</exception>
+    public static IReadOnlyList<LedgerEntry> Entries(string directory, out int tornLines) =>
+        Read(directory, out tornLines).Select(e => e.Entry).ToList();
+
+    private static List<(LedgerEntry Entry, int File, int Line)> Read(string directory, out int tornLines)
+    {
+        if (!Directory.Exists(directory)) throw new DirectoryNotFoundException($"ledger directory not found: {directory}");
+        var entries = new List<(LedgerEntry Entry, int File, int Line)>();
+        tornLines = 0;
+        var files = Directory.GetFiles(directory, "*.jsonl").Order(StringComparer.Ordinal).ToList();
+        for (var f = 0; f < files.Count; f++)
+        {
+            var lineNumber = 0;
+            foreach (var line in File.ReadLines(files[f]))
+            {
+                lineNumber++;
+                if (line.Length == 0) continue;
+                try
+                {
+                    entries.Add((JsonSerializer.Deserialize<LedgerEntry>(line, Json) ?? throw new JsonException("null"), f, lineNumber));
+                }
+                catch (JsonException)
+                {
+                    tornLines++;
+                }
+            }
+        }
+        return entries;
+    }
+
+    /// <summary>Parses a Kafka message position "partition:offset" (<see cref="LedgerEntry.Message"/>).</summary>
+    public static bool TryParsePosition(string position, out int partition, out long offset)
+    {
+        offset = 0;
+        var colon = position.IndexOf(':', StringComparison.Ordinal);
+        return int.TryParse(position.AsSpan(0, Math.Max(colon, 0)), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out partition)
+               && long.TryParse(position.AsSpan(colon + 1), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out offset);
     }
 }

@@ -156,14 +156,28 @@ public static class PipelineServices
     public static LedgerWriter? Ledger(RunConfig config, string serviceId) =>
         config.Train.LedgerDir.Length == 0 ? null : new LedgerWriter(config.Train.LedgerDir, serviceId);
 
+    /// <summary>
+    /// Where a service counts its Kafka deliveries so that the counts hold across restarts: the run's ledger (null
+    /// without <c>train.ledger_dir</c> or on another bus; the bus then counts per process).
+    /// </summary>
+    public static LedgerDeliveryJournal? DeliveryJournal(RunConfig config, string serviceId) =>
+        config.Train.LedgerDir.Length == 0 || !config.Transport.Bus.StartsWith("kafka://", StringComparison.Ordinal)
+            ? null
+            : new LedgerDeliveryJournal(config.Train.LedgerDir, serviceId);
+
     /// <summary>The allowed policy lag (0 when generation and learning strictly alternate).</summary>
     public static int MaxPolicyLag(RunConfig config) => config.Train.Overlap ? config.Train.MaxPolicyLag : 0;
 
-    /// <summary>The feeder.</summary>
-    public static FeederWorker Feeder(RunConfig config, IEventBus bus, TaskSource tasks, ITokenizer tokenizer, LedgerWriter? ledger)
+    /// <summary>The key of the run's feeder position in the weights' blob store (see <see cref="FeederCursor"/>).</summary>
+    public static string FeederPositionKey(RunConfig config) => $"onlinerl:{config.RunId}:feeder:position";
+
+    /// <summary>The feeder; with <paramref name="positions"/> it continues from the run's saved position.</summary>
+    public static FeederWorker Feeder(RunConfig config, IEventBus bus, TaskSource tasks, ITokenizer tokenizer, LedgerWriter? ledger,
+        IBlobStore? positions = null)
     {
         var inFlight = (long)(1 + MaxPolicyLag(config)) * config.Algorithm.PromptsPerStep;
-        return new FeederWorker(bus, tasks, tokenizer, config.RunId, inFlight, config.Task.MaxPrompts, ledger);
+        var cursor = positions is null ? null : new FeederCursor(positions, FeederPositionKey(config));
+        return new FeederWorker(bus, tasks, tokenizer, config.RunId, inFlight, config.Task.MaxPrompts, ledger, cursor);
     }
 
     /// <summary>A generator sampling with <paramref name="model"/>, which holds <paramref name="heldVersion"/> (0: none yet).</summary>
@@ -194,6 +208,7 @@ public static class PipelineServices
         TimeLimit = config.Train.TimeLimitMinutes > 0 ? TimeSpan.FromMinutes(config.Train.TimeLimitMinutes) : null,
         PublishAdaptersOnly = config.Model.LoraRank > 0, EvalEvery = config.Train.EvalEvery,
         CheckpointEvery = config.Train.CheckpointEvery > 0 ? config.Train.CheckpointEvery : 1, ServiceId = serviceId,
+        MaxPrompts = config.Task.MaxPrompts,
     };
 
     /// <summary>Separate service processes need a shared bus and weight store: inproc and memory are refused, naming the key.</summary>
@@ -205,14 +220,19 @@ public static class PipelineServices
             throw new ConfigException("config key 'transport.weights': 'memory' is private to one process; a service process needs redis://HOST:PORT (or use `onlinerl run`)");
     }
 
-    /// <summary>The feeder service: publishes prompts until cancelled.</summary>
-    public static async Task RunFeederAsync(RunConfig config, IEventBus bus, Action<string> log, CancellationToken cancellationToken)
+    /// <summary>
+    /// The feeder service: publishes prompts until cancelled, keeping its position in <paramref name="blobs"/> (the
+    /// weight store), so that a restarted feeder continues the run's prompt numbering.
+    /// </summary>
+    public static async Task RunFeederAsync(RunConfig config, IEventBus bus, IBlobStore blobs, Action<string> log, CancellationToken cancellationToken)
     {
         var tokenizer = PolicySetup.Tokenizer(config);
         var tasks = TaskSource.Create(config.Task, config.Seed, log);
         using var ledger = Ledger(config, config.Service.Id);
         log($"feeder {config.Service.Id}: task {config.Task.Kind}, {(config.Task.MaxPrompts > 0 ? config.Task.MaxPrompts.ToString(System.Globalization.CultureInfo.InvariantCulture) : "endless")} prompts");
-        await Feeder(config, bus, tasks, tokenizer, ledger).RunAsync(cancellationToken).ConfigureAwait(false);
+        if (await new FeederCursor(blobs, FeederPositionKey(config)).LoadAsync(cancellationToken).ConfigureAwait(false) is { } saved)
+            log($"resuming at prompt {saved.Published} (retired {saved.Retired}, weights v{saved.NewestVersion})");
+        await Feeder(config, bus, tasks, tokenizer, ledger, blobs).RunAsync(cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>
@@ -275,6 +295,8 @@ public static class PipelineServices
             }, session.StateStore, ledger,
             Transports.CreateGeneratorStatus(config.Transport, WeightsPrefix(config)));
         await worker.RunAsync(cancellationToken).ConfigureAwait(false);
+        if (worker.ShortLastBatch is { } last)
+            log($"all {config.Task.MaxPrompts} prompts of the feed are consumed ({worker.DroppedStale} dropped as stale): the last update used {last}");
         if (session.HeldOutCount > 0)
         {
             var accuracy = session.Evaluate();

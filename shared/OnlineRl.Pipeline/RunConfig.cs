@@ -173,12 +173,18 @@ public sealed record TrainSection
 /// <summary>How the services talk: the event bus and the weight store.</summary>
 public sealed record TransportSection
 {
-    /// <summary>"inproc" (one process), "redis://HOST:PORT" or "kafka://HOST:PORT[,HOST:PORT...]".</summary>
+    /// <summary>"inproc" (one process), "redis://[[USER]:PASSWORD@]HOST:PORT" (or rediss:// for TLS) or "kafka://HOST:PORT[,HOST:PORT...]".</summary>
     public string Bus { get; init; } = "inproc";
-    /// <summary>"memory" (one process) or "redis://HOST:PORT".</summary>
+    /// <summary>"memory" (one process) or "redis://[[USER]:PASSWORD@]HOST:PORT" (or rediss:// for TLS).</summary>
     public string Weights { get; init; } = "memory";
     /// <summary>Kafka client settings passed through as they are (librdkafka names, e.g. security.protocol, sasl.username).</summary>
     public Dictionary<string, string> Kafka { get; init; } = new();
+    /// <summary>PEM file of the certificate authority that signed a rediss:// server's certificate (empty: the system's trust store).</summary>
+    public string RedisCaFile { get; init; } = "";
+    /// <summary>PEM client certificate for a rediss:// server that requires one (Redis's default <c>tls-auth-clients yes</c>).</summary>
+    public string RedisClientCertFile { get; init; } = "";
+    /// <summary>PEM private key of <see cref="RedisClientCertFile"/>.</summary>
+    public string RedisClientKeyFile { get; init; } = "";
 }
 
 /// <summary>This service instance.</summary>
@@ -313,8 +319,30 @@ public sealed record RunConfig
         return config.Validate();
     }
 
-    /// <summary>The configuration as YAML-compatible JSON text (what the run actually used).</summary>
-    public string ToJson() => JsonSerializer.Serialize(this, Json);
+    /// <summary>The configuration as YAML-compatible JSON text (what the run actually used), secrets redacted (see <see cref="Redacted"/>).</summary>
+    public string ToJson() => JsonSerializer.Serialize(Redacted(), Json);
+
+    /// <summary>
+    /// This configuration with its secrets replaced by <c>***</c>, for reports and logs: the password of a Redis
+    /// address and every Kafka setting that holds a credential or key (<see cref="IsSecretKafkaSetting"/>).
+    /// </summary>
+    public RunConfig Redacted() => this with
+    {
+        Transport = Transport with
+        {
+            Bus = Transports.Describe(Transport.Bus),
+            Weights = Transports.Describe(Transport.Weights),
+            Kafka = Transport.Kafka.ToDictionary(kv => kv.Key, kv => IsSecretKafkaSetting(kv.Key) ? "***" : kv.Value),
+        },
+    };
+
+    /// <summary>
+    /// Whether a librdkafka setting holds a secret: passwords, user names, client secrets, private keys and PEM
+    /// contents (the properties librdkafka itself redacts in its logs, and any like them).
+    /// </summary>
+    public static bool IsSecretKafkaSetting(string name) =>
+        new[] { "password", "secret", "username", "pem", "private", "oauthbearer.config", "ssl_key", "jaas", "token" }
+            .Any(part => name.Contains(part, StringComparison.OrdinalIgnoreCase));
 
     private const string KafkaKey = "transport.kafka.";
 
@@ -442,10 +470,15 @@ public sealed record RunConfig
         Require(Train.MaxPolicyLag >= 0, "train.max_policy_lag", "must be >= 0");
         Require(Train.CheckpointEvery >= 0, "train.checkpoint_every", "must be >= 0");
         Require(Task.MaxPrompts >= 0, "task.max_prompts", "must be >= 0");
-        Require(Transports.IsBusUri(Transport.Bus), "transport.bus", $"'{Transport.Bus}' is not inproc, redis://HOST:PORT or kafka://HOST:PORT[,HOST:PORT...]");
-        Require(Transports.IsWeightsUri(Transport.Weights), "transport.weights", $"'{Transport.Weights}' is not memory or redis://HOST:PORT");
+        Require(Transports.IsBusUri(Transport.Bus), "transport.bus", $"'{Transports.Describe(Transport.Bus)}' is not inproc, redis[s]://[[USER]:PASSWORD@]HOST:PORT or kafka://HOST:PORT[,HOST:PORT...]");
+        Require(Transports.IsWeightsUri(Transport.Weights), "transport.weights", $"'{Transports.Describe(Transport.Weights)}' is not memory or redis[s]://[[USER]:PASSWORD@]HOST:PORT");
         foreach (var (name, value) in Transport.Kafka)
             Require(name.Trim().Length > 0 && !string.IsNullOrWhiteSpace(value), $"transport.kafka.{name}", "needs a non-empty name and value");
+        foreach (var (key, file) in new[] { ("transport.redis_ca_file", Transport.RedisCaFile), ("transport.redis_client_cert_file", Transport.RedisClientCertFile),
+                     ("transport.redis_client_key_file", Transport.RedisClientKeyFile) })
+            Require(file.Length == 0 || File.Exists(file), key, $"file not found: {file}");
+        Require(Transport.RedisClientKeyFile.Length == 0 || Transport.RedisClientCertFile.Length > 0, "transport.redis_client_key_file",
+            "needs transport.redis_client_cert_file");
         Require(!string.IsNullOrWhiteSpace(Service.Id), "service.id", "must not be empty");
         Require(Service.MetricsPort is >= 0 and <= 65535, "service.metrics_port", "must be in 0..65535");
         return this;

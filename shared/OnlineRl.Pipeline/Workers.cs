@@ -11,6 +11,42 @@ using OnlineRl.Weights;
 
 namespace OnlineRl.Pipeline;
 
+/// <summary>A feeder's position: what it published and what the learner's announcements told it.</summary>
+/// <param name="Published">Prompts published (the next prompt's training index).</param>
+/// <param name="Retired">Prompts the learner has retired (trained on or dropped), from its newest announcement.</param>
+/// <param name="NewestVersion">The newest weights version announced.</param>
+public sealed record FeederPosition(long Published, long Retired, long NewestVersion);
+
+/// <summary>
+/// Keeps a feeder's <see cref="FeederPosition"/> in a blob store shared with the rest of the run (the weight
+/// store's Redis for service processes), so that a feeder restarted after a crash continues numbering prompts
+/// where its predecessor stopped instead of at 0, and admits as many as its predecessor could.
+/// </summary>
+/// <param name="blobs">The store.</param>
+/// <param name="key">The position's key, one per run (see <see cref="PipelineServices.FeederPositionKey"/>).</param>
+public sealed class FeederCursor(IBlobStore blobs, string key)
+{
+    /// <summary>The saved position, or null when no feeder of the run saved one.</summary>
+    /// <exception cref="InvalidDataException">The saved bytes are not a position (the key names it).</exception>
+    public async Task<FeederPosition?> LoadAsync(CancellationToken cancellationToken)
+    {
+        var bytes = await blobs.GetAsync(key, cancellationToken).ConfigureAwait(false);
+        if (bytes is null) return null;
+        try
+        {
+            return System.Text.Json.JsonSerializer.Deserialize<FeederPosition>(bytes) ?? throw new System.Text.Json.JsonException("null");
+        }
+        catch (System.Text.Json.JsonException e)
+        {
+            throw new InvalidDataException($"feeder position '{key}' is unreadable ({e.Message})", e);
+        }
+    }
+
+    /// <summary>Saves <paramref name="position"/> (replacing the previous one).</summary>
+    public Task SaveAsync(FeederPosition position, CancellationToken cancellationToken) =>
+        blobs.SetAsync(key, System.Text.Json.JsonSerializer.SerializeToUtf8Bytes(position), cancellationToken);
+}
+
 /// <summary>
 /// Publishes prompts with admission control: at most <c>inFlightLimit</c> prompts that the learner has
 /// not yet retired (trained on or dropped), so generators never run further ahead than the allowed
@@ -20,14 +56,17 @@ namespace OnlineRl.Pipeline;
 /// is v. (v − max lag would let a generator that has not yet swapped in v answer it with weights that are
 /// stale by the time the learner sees them: up to twice the allowed lag, and dropped.)
 /// With <c>maxPrompts</c> &gt; 0 it stops publishing after that many prompts (and keeps following announcements until cancelled).
+/// With a <see cref="FeederCursor"/> it starts from the saved position and saves it after every prompt and every
+/// announcement. A kill between publishing a prompt and saving makes the restarted feeder publish that prompt again
+/// (same id and content): delivery is at least once anyway, and the learner trains each prompt id once.
 /// </summary>
 public sealed class FeederWorker(IEventBus bus, TaskSource tasks, ITokenizer tokenizer, string runId, long inFlightLimit,
-    long maxPrompts = 0, LedgerWriter? ledger = null)
+    long maxPrompts = 0, LedgerWriter? ledger = null, FeederCursor? cursor = null)
 {
     private readonly Publisher publisher = new(bus);
     private long published;
 
-    /// <summary>Prompts published so far (the next training index).</summary>
+    /// <summary>Prompts published so far (the next training index), counting those of a predecessor the cursor restored.</summary>
     public long Published => Interlocked.Read(ref published);
 
     /// <summary>Runs until cancelled.</summary>
@@ -36,6 +75,8 @@ public sealed class FeederWorker(IEventBus bus, TaskSource tasks, ITokenizer tok
         var announcements = bus.Subscribe(Topics.Policy, $"feeder-{runId}", "feeder");
         await using var _ = announcements.ConfigureAwait(false);
         long retired = 0, newestVersion = 0;
+        if (cursor is not null && await cursor.LoadAsync(cancellationToken).ConfigureAwait(false) is { } position)
+            (published, retired, newestVersion) = (position.Published, position.Retired, position.NewestVersion);
         while (true)
         {
             while (Published < retired + inFlightLimit && (maxPrompts == 0 || Published < maxPrompts))
@@ -51,6 +92,7 @@ public sealed class FeederWorker(IEventBus bus, TaskSource tasks, ITokenizer tok
                 await publisher.PublishAsync(Topics.Prompts, prompt.Stamp(runId), prompt.PromptId, cancellationToken: cancellationToken).ConfigureAwait(false);
                 ledger?.Write(LedgerEvent.Published, prompt.PromptId);
                 Interlocked.Increment(ref published);
+                await SaveAsync(retired, newestVersion, cancellationToken).ConfigureAwait(false);
             }
             PipelineMetrics.Shared.PromptsInFlight(Published - retired);
             var message = await announcements.ReceiveAsync(cancellationToken).ConfigureAwait(false);
@@ -59,10 +101,14 @@ public sealed class FeederWorker(IEventBus bus, TaskSource tasks, ITokenizer tok
             {
                 retired = Math.Max(retired, decoded.Value!.RetiredPrompts);
                 newestVersion = Math.Max(newestVersion, decoded.Value.Version);
+                await SaveAsync(retired, newestVersion, cancellationToken).ConfigureAwait(false);
             }
             await announcements.AckAsync(message, cancellationToken).ConfigureAwait(false);
         }
     }
+
+    private Task SaveAsync(long retired, long newestVersion, CancellationToken cancellationToken) =>
+        cursor?.SaveAsync(new FeederPosition(Published, retired, newestVersion), cancellationToken) ?? Task.CompletedTask;
 }
 
 /// <summary>
@@ -84,11 +130,13 @@ public sealed class GeneratorWorker
     private readonly IGeneratorStatusReporter? status;
     private long announced;
     private long batches;
+    private long lastReportMs = Environment.TickCount64;
 
     /// <summary>
     /// Creates the worker around <paramref name="model"/>, which holds weights version <paramref name="heldVersion"/>
     /// (0: none yet; the first announced version is loaded before any prompt is answered). The version held is
-    /// reported to <paramref name="status"/> at the start and after every swap.
+    /// reported to <paramref name="status"/> at the start, after every swap and, when the status's reports expire, as a
+    /// heartbeat (<see cref="IGeneratorStatusReporter.Heartbeat"/>), idle or not.
     /// </summary>
     public GeneratorWorker(IEventBus bus, WeightStore store, TransformerModel model, ITokenizer tokenizer, SamplingSection sampling,
         string runId, string generatorId, long heldVersion, int batchPrompts = 16, long seed = 0, LedgerWriter? ledger = null,
@@ -125,9 +173,11 @@ public sealed class GeneratorWorker
     {
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         var prompts = Channel.CreateBounded<(PromptMessage Prompt, BusMessage Raw, IEventSubscription From)>(batchPrompts);
-        if (status is not null) await status.ReportAsync(GeneratorId, HeldVersion, cancellationToken).ConfigureAwait(false);
-        var watcher = WatchPolicyAsync(linked.Token);
-        var pump = PumpPromptsAsync(prompts.Writer, linked.Token);
+        await ReportHeldAsync(cancellationToken).ConfigureAwait(false);
+        // Either background loop failing (e.g. the bus refused our credentials) ends the run with its error: the
+        // prompt channel is completed with it, so the main loop's wait throws instead of waiting for ever.
+        var watcher = FailInto(prompts.Writer, WatchPolicyAsync(linked.Token));
+        var pump = FailInto(prompts.Writer, PumpPromptsAsync(prompts.Writer, linked.Token));
         try
         {
             while (true)
@@ -141,6 +191,7 @@ public sealed class GeneratorWorker
                 var required = Math.Max(batch.Max(b => b.Prompt.MinPolicyVersion), 1);
                 while (Interlocked.Read(ref announced) < required || HeldVersion < required)
                 {
+                    if (watcher.IsFaulted) await watcher.ConfigureAwait(false); // no announcement will come
                     await SwapWeightsIfNewerAsync(linked.Token).ConfigureAwait(false);
                     if (HeldVersion < required) await Task.Delay(2, linked.Token).ConfigureAwait(false);
                 }
@@ -152,6 +203,19 @@ public sealed class GeneratorWorker
         {
             await linked.CancelAsync().ConfigureAwait(false);
             await Task.WhenAll(watcher.ContinueWith(_ => { }, TaskScheduler.Default), pump.ContinueWith(_ => { }, TaskScheduler.Default)).ConfigureAwait(false);
+        }
+    }
+
+    private static async Task FailInto(ChannelWriter<(PromptMessage, BusMessage, IEventSubscription)> writer, Task loop)
+    {
+        try
+        {
+            await loop.ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            writer.TryComplete(e);
+            throw;
         }
     }
 
@@ -221,10 +285,37 @@ public sealed class GeneratorWorker
         }
     }
 
+    private async Task ReportHeldAsync(CancellationToken cancellationToken)
+    {
+        if (status is null) return;
+        await status.ReportAsync(GeneratorId, HeldVersion, cancellationToken).ConfigureAwait(false);
+        lastReportMs = Environment.TickCount64;
+    }
+
+    /// <summary>Renews the report once it is a heartbeat old (called before every batch and every check while idle).</summary>
+    private async Task RenewReportAsync(CancellationToken cancellationToken)
+    {
+        if (status?.Heartbeat is not { } heartbeat || Environment.TickCount64 - lastReportMs < heartbeat.TotalMilliseconds) return;
+        try
+        {
+            await ReportHeldAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            // The registry is unreachable (e.g. Redis restarting): a missed renewal only unlists this generator for a
+            // while, so generating goes on and the renewal is tried again a heartbeat later.
+            lastReportMs = Environment.TickCount64;
+        }
+    }
+
     private async Task SwapWeightsIfNewerAsync(CancellationToken cancellationToken)
     {
         var newest = Interlocked.Read(ref announced);
-        if (newest <= HeldVersion) return;
+        if (newest <= HeldVersion)
+        {
+            await RenewReportAsync(cancellationToken).ConfigureAwait(false);
+            return;
+        }
         var loadClock = Stopwatch.StartNew();
         Dictionary<string, Tensor> weights;
         try
@@ -245,7 +336,7 @@ public sealed class GeneratorWorker
             if (unknown.Count > 0) throw new InvalidDataException($"weights version {newest} has tensors this model lacks: {string.Join(", ", unknown.Take(3))}");
             model.load_state_dict(weights, strict: false);
             HeldVersion = newest;
-            if (status is not null) await status.ReportAsync(GeneratorId, HeldVersion, cancellationToken).ConfigureAwait(false);
+            await ReportHeldAsync(cancellationToken).ConfigureAwait(false);
             PipelineMetrics.Shared.WeightsLoaded(loadClock.Elapsed);
             PipelineMetrics.Shared.HeldWeights(GeneratorId, newest);
         }

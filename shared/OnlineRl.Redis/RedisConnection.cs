@@ -1,27 +1,73 @@
+using System.Globalization;
+using OnlineRl.Messaging;
 using StackExchange.Redis;
 
 namespace OnlineRl.Redis;
 
-/// <summary>Opens StackExchange.Redis connections from the project's <c>redis://HOST:PORT</c> addresses.</summary>
+/// <summary>
+/// Certificates for a Redis server spoken to over TLS (<c>rediss://</c>). All paths are PEM files; empty: not used.
+/// </summary>
+/// <param name="CaFile">The certificate authority that signed the server's certificate (empty: the system's trust store).</param>
+/// <param name="ClientCertificateFile">This client's certificate, for a server that requires one (Redis's default, <c>tls-auth-clients yes</c>).</param>
+/// <param name="ClientKeyFile">The client certificate's private key.</param>
+public sealed record RedisTls(string CaFile = "", string ClientCertificateFile = "", string ClientKeyFile = "");
+
+/// <summary>
+/// Opens StackExchange.Redis connections from the project's addresses:
+/// <c>redis://[[USER]:PASSWORD@]HOST:PORT</c>, or <c>rediss://...</c> for TLS. USER and PASSWORD are
+/// percent-encoded; a password alone (<c>redis://:PASSWORD@HOST:PORT</c>) is Redis's <c>requirepass</c>, a user
+/// and password an ACL user.
+/// </summary>
 public static class RedisConnection
 {
-    /// <summary>The scheme of transport and weight-store addresses.</summary>
+    /// <summary>The scheme of plain addresses.</summary>
     public const string Scheme = "redis://";
 
-    /// <summary>
-    /// Client settings for an address <c>redis://HOST:PORT</c> (or a plain <c>HOST:PORT</c>): never give up
-    /// on a server that is down or restarting (reconnect in the background), and allow slow replies for
-    /// blobs of many megabytes.
-    /// </summary>
-    /// <param name="address">The server address.</param>
-    /// <exception cref="FormatException">The address is not HOST:PORT.</exception>
-    public static ConfigurationOptions Options(string address)
+    /// <summary>The scheme of TLS addresses.</summary>
+    public const string TlsScheme = "rediss://";
+
+    /// <summary>Whether <paramref name="address"/> is a well-formed <c>redis://</c> or <c>rediss://</c> address.</summary>
+    public static bool IsAddress(string address)
     {
-        ArgumentException.ThrowIfNullOrEmpty(address);
-        var endpoint = address.StartsWith(Scheme, StringComparison.OrdinalIgnoreCase) ? address[Scheme.Length..] : address;
-        var colon = endpoint.LastIndexOf(':');
-        if (colon <= 0 || !int.TryParse(endpoint[(colon + 1)..], out var port) || port is < 1 or > 65535)
-            throw new FormatException($"Redis address '{address}' is not {Scheme}HOST:PORT.");
+        try
+        {
+            Parse(address);
+            return true;
+        }
+        catch (FormatException)
+        {
+            return false;
+        }
+    }
+
+    /// <summary>
+    /// The address as logs and errors may show it: scheme, user and endpoint, never the password
+    /// (<c>redis://alice:***@127.0.0.1:6379</c>).
+    /// </summary>
+    public static string Describe(string address)
+    {
+        try
+        {
+            var (tls, host, port, user, password) = Parse(address);
+            var credentials = user is null && password is null ? "" : $"{user}{(password is null ? "" : ":***")}@";
+            return $"{(tls ? TlsScheme : Scheme)}{credentials}{host}:{port.ToString(CultureInfo.InvariantCulture)}";
+        }
+        catch (FormatException)
+        {
+            return "(an unparsable Redis address)";
+        }
+    }
+
+    /// <summary>
+    /// Client settings for <paramref name="address"/>: never give up on a server that is down or restarting
+    /// (reconnect in the background), allow slow replies for blobs of many megabytes, credentials and TLS as given.
+    /// </summary>
+    /// <param name="address">The server address (the scheme may be left out for a plain <c>HOST:PORT</c>).</param>
+    /// <param name="tls">Certificates for a <c>rediss://</c> address (null: the system's trust store, no client certificate).</param>
+    /// <exception cref="FormatException">The address is malformed (the message never shows a password).</exception>
+    public static ConfigurationOptions Options(string address, RedisTls? tls = null)
+    {
+        var (useTls, host, port, user, password) = Parse(address);
         var options = new ConfigurationOptions
         {
             AbortOnConnectFail = false, // a server that is down at start or restarting is waited for, not fatal
@@ -31,18 +77,145 @@ public static class RedisConnection
             SyncTimeout = 30_000,
             AsyncTimeout = 30_000,
             ReconnectRetryPolicy = new LinearRetry(250),
+            User = user,
+            Password = password,
+            Ssl = useTls,
         };
-        options.EndPoints.Add(endpoint[..colon], port);
+        options.EndPoints.Add(host, port);
+        if (useTls)
+        {
+            options.SslHost = host;
+            if (tls is { CaFile.Length: > 0 }) options.TrustIssuer(tls.CaFile);
+            if (tls is { ClientCertificateFile.Length: > 0 })
+                options.SetUserPemCertificate(tls.ClientCertificateFile, tls.ClientKeyFile.Length > 0 ? tls.ClientKeyFile : null);
+        }
         return options;
     }
 
-    /// <summary>Connects to <paramref name="address"/> (returns even while the server is unreachable; commands then fail until it is back).</summary>
-    /// <param name="address"><c>redis://HOST:PORT</c>.</param>
-    public static ConnectionMultiplexer Connect(string address) => ConnectionMultiplexer.Connect(Options(address));
+    /// <summary>
+    /// Connects to <paramref name="address"/>. A server that cannot be reached yet is waited for in the background
+    /// (commands fail until it is up), but one that refuses the credentials or the TLS handshake fails at once.
+    /// </summary>
+    /// <param name="address">The server address.</param>
+    /// <param name="tls">Certificates for a <c>rediss://</c> address.</param>
+    /// <exception cref="FormatException">The address is malformed.</exception>
+    /// <exception cref="TransportAuthenticationException">The server refused the password, user or certificates (the message names the endpoint).</exception>
+    public static ConnectionMultiplexer Connect(string address, RedisTls? tls = null)
+    {
+        var options = Options(address, tls);
+        // First a connect that reports why it failed; only a server that is merely unreachable is then waited for.
+        var probe = options.Clone();
+        probe.AbortOnConnectFail = true;
+        probe.ConnectRetry = 1;
+        ConnectionMultiplexer connection;
+        try
+        {
+            connection = ConnectionMultiplexer.Connect(probe);
+        }
+        catch (RedisConnectionException e) when (e.FailureType == ConnectionFailureType.AuthenticationFailure || IsRefusal(e))
+        {
+            throw Refused(address, e);
+        }
+        catch (RedisConnectionException e) when (options.Ssl && AcceptsConnections(options))
+        {
+            // Up, but it ended the TLS session before answering: what Redis does when a client certificate it requires is
+            // missing or not trusted, and what TLS spoken to a plain port looks like.
+            throw Refused(address, e, "the server accepted the connection but ended the TLS session (a missing or untrusted client certificate, or TLS to a plain port?)");
+        }
+        catch (RedisConnectionException)
+        {
+            return ConnectionMultiplexer.Connect(options);
+        }
+        try
+        {
+            // A server that wants a password but was given none accepts the connection and refuses each command.
+            connection.GetDatabase().Ping();
+            return connection;
+        }
+        catch (RedisServerException e) when (IsRefusal(e))
+        {
+            connection.Dispose();
+            throw Refused(address, e);
+        }
+        catch (RedisException)
+        {
+            return connection; // gone again already: reconnects in the background like any other outage
+        }
+    }
 
-    /// <summary>Errors that go away by themselves: connection loss, timeouts, a server still loading its data.</summary>
+    /// <summary>Errors that go away by themselves: connection loss, timeouts, a server still loading its data
+    /// (not a refused password or certificate: see <see cref="IsRefusal"/>).</summary>
     internal static bool IsTransient(Exception e) =>
-        e is RedisConnectionException or RedisTimeoutException ||
+        (e is RedisConnectionException c && c.FailureType != ConnectionFailureType.AuthenticationFailure && !IsRefusal(c)) ||
+        e is RedisTimeoutException ||
         (e is RedisServerException s && (s.Message.StartsWith("LOADING", StringComparison.Ordinal) ||
                                          s.Message.StartsWith("TRYAGAIN", StringComparison.Ordinal)));
+
+    /// <summary>The server refused the credentials or the TLS handshake: retrying cannot help.</summary>
+    internal static bool IsAuthenticationFailure(Exception e) =>
+        (e is RedisConnectionException c && c.FailureType == ConnectionFailureType.AuthenticationFailure) || (e is RedisException && IsRefusal(e));
+
+    /// <summary>The server refused who we are: NOAUTH (a password is required), WRONGPASS (wrong user or password),
+    /// NOPERM (the ACL user may not run a command).</summary>
+    internal static bool IsRefusal(Exception e) =>
+        e.ToString() is var text && (text.Contains("NOAUTH", StringComparison.Ordinal) || text.Contains("WRONGPASS", StringComparison.Ordinal) ||
+                                     text.Contains("NOPERM", StringComparison.Ordinal));
+
+    /// <summary>The error for a refused connection: names the endpoint and the server's reason, never the password.</summary>
+    internal static TransportAuthenticationException Refused(string address, Exception e, string? explanation = null)
+    {
+        var reason = explanation ?? (e.InnerException is { } inner ? $"{e.Message} ({inner.Message})" : e.Message);
+        if (Parse(address).Password is { Length: > 0 } password) reason = reason.Replace(password, "***", StringComparison.Ordinal);
+        return new TransportAuthenticationException(
+            $"Redis at {Describe(address)} refused the connection (check the user, password and TLS certificates): {reason}", e);
+    }
+
+    /// <summary>Whether the (first) endpoint accepts TCP connections within the connect timeout.</summary>
+    private static bool AcceptsConnections(ConfigurationOptions options)
+    {
+        using var client = new System.Net.Sockets.TcpClient();
+        try
+        {
+            var connecting = options.EndPoints[0] switch
+            {
+                System.Net.DnsEndPoint dns => client.ConnectAsync(dns.Host, dns.Port),
+                System.Net.IPEndPoint ip => client.ConnectAsync(ip),
+                _ => Task.FromException(new NotSupportedException()),
+            };
+            return connecting.Wait(options.ConnectTimeout);
+        }
+        catch (AggregateException)
+        {
+            return false;
+        }
+    }
+
+    private static (bool Tls, string Host, int Port, string? User, string? Password) Parse(string address)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(address);
+        var tls = address.StartsWith(TlsScheme, StringComparison.OrdinalIgnoreCase);
+        var rest = tls ? address[TlsScheme.Length..]
+            : address.StartsWith(Scheme, StringComparison.OrdinalIgnoreCase) ? address[Scheme.Length..]
+            : address;
+        string? user = null, password = null;
+        var at = rest.LastIndexOf('@');
+        if (at >= 0)
+        {
+            var credentials = rest[..at];
+            rest = rest[(at + 1)..];
+            var colon = credentials.IndexOf(':', StringComparison.Ordinal);
+            user = Uri.UnescapeDataString(colon < 0 ? credentials : credentials[..colon]);
+            password = colon < 0 ? null : Uri.UnescapeDataString(credentials[(colon + 1)..]);
+            if (user.Length == 0) user = null;
+        }
+        var portColon = rest.LastIndexOf(':');
+        if (portColon <= 0 || !int.TryParse(rest[(portColon + 1)..].TrimEnd('/'), NumberStyles.None, CultureInfo.InvariantCulture, out var port)
+            || port is < 1 or > 65535 || rest[..portColon].Any(char.IsWhiteSpace))
+            throw new FormatException($"Redis address '{Describe(address, rest)}' is not {Scheme}[[USER]:PASSWORD@]HOST:PORT or {TlsScheme}...");
+        return (tls, rest[..portColon], port, user, password);
+    }
+
+    /// <summary>A malformed address for an error message: only the part after any credentials.</summary>
+    private static string Describe(string address, string afterCredentials) =>
+        address.Contains('@', StringComparison.Ordinal) ? $"...@{afterCredentials}" : address;
 }

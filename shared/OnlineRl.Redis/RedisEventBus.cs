@@ -48,13 +48,14 @@ public sealed class RedisEventBus : IEventBus
 
     /// <summary>Connects to the server of <paramref name="options"/> (in the background when it is not up yet).</summary>
     /// <param name="options">Settings; <see cref="RedisEventBusOptions.Address"/> is required.</param>
-    /// <exception cref="FormatException">The address is not <c>redis://HOST:PORT</c>.</exception>
+    /// <exception cref="FormatException">The address is malformed.</exception>
+    /// <exception cref="TransportAuthenticationException">The server refused the credentials or certificates.</exception>
     public RedisEventBus(RedisEventBusOptions options)
     {
         ArgumentNullException.ThrowIfNull(options);
         options.Validate();
         _options = options;
-        _connection = RedisConnection.Connect(options.Address);
+        _connection = RedisConnection.Connect(options.Address, options.Tls);
         _db = _connection.GetDatabase();
     }
 
@@ -242,12 +243,16 @@ public sealed class RedisEventBus : IEventBus
             try
             {
                 var result = await command().ConfigureAwait(false);
-                if (failures > 0) _options.Logger.LogInformation("Redis at {Address} is reachable again after {Failures} failed attempts", _options.Address, failures);
+                if (failures > 0) _options.Logger.LogInformation("Redis at {Address} is reachable again after {Failures} failed attempts", RedisConnection.Describe(_options.Address), failures);
                 return result;
+            }
+            catch (Exception e) when (RedisConnection.IsAuthenticationFailure(e))
+            {
+                throw RedisConnection.Refused(_options.Address, e);
             }
             catch (Exception e) when (IsTransient(e) && !IsDisposed)
             {
-                if (failures++ == 0) _options.Logger.LogWarning("Redis at {Address} unreachable ({Error}); retrying", _options.Address, e.Message);
+                if (failures++ == 0) _options.Logger.LogWarning("Redis at {Address} unreachable ({Error}); retrying", RedisConnection.Describe(_options.Address), e.Message);
             }
             await WaitAsync(Task.Delay(delay, cancellationToken), cancellationToken, subscription).ConfigureAwait(false);
             delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, TimeSpan.FromSeconds(1).Ticks));

@@ -7,8 +7,12 @@ namespace OnlineRl.Redis;
 /// <summary>Settings of a <see cref="RedisEventBus"/>.</summary>
 public sealed record RedisEventBusOptions
 {
-    /// <summary>The server, <c>redis://HOST:PORT</c> (the <c>transport.bus</c> config value).</summary>
+    /// <summary>The server, <c>redis://[[USER]:PASSWORD@]HOST:PORT</c> or <c>rediss://...</c> for TLS (the
+    /// <c>transport.bus</c> config value; see <see cref="RedisConnection"/>).</summary>
     public required string Address { get; init; }
+
+    /// <summary>Certificates for a <c>rediss://</c> address (null: the system's trust store, no client certificate).</summary>
+    public RedisTls? Tls { get; init; }
 
     /// <summary>Prefix of every key and channel the bus uses; runs sharing a server need different prefixes.</summary>
     public string KeyPrefix { get; init; } = "onlinerl";
@@ -42,7 +46,7 @@ public sealed record RedisEventBusOptions
 
     internal void Validate()
     {
-        RedisConnection.Options(Address); // throws a FormatException naming a bad address
+        RedisConnection.Options(Address, Tls); // throws a FormatException naming a bad address (never its password)
         ArgumentException.ThrowIfNullOrEmpty(KeyPrefix, nameof(KeyPrefix));
         ArgumentNullException.ThrowIfNull(TopicCapacities, nameof(TopicCapacities));
         ArgumentNullException.ThrowIfNull(Logger, nameof(Logger));

@@ -13,12 +13,14 @@ public sealed class RedisServerProcess : IDisposable
 {
     private readonly string _executable;
     private readonly bool _persistent;
+    private readonly string[] _extraArguments;
     private Process? _process;
 
-    private RedisServerProcess(string executable, bool persistent)
+    private RedisServerProcess(string executable, bool persistent, string[] extraArguments)
     {
         _executable = executable;
         _persistent = persistent;
+        _extraArguments = extraArguments;
         DataDirectory = Directory.CreateTempSubdirectory("onlinerl-redis-").FullName;
         Port = FreeLoopbackPort();
     }
@@ -45,12 +47,15 @@ public sealed class RedisServerProcess : IDisposable
     /// True: append-only file with an fsync per write, so a restart (even after <see cref="Kill"/>) loses
     /// nothing acknowledged. False: no persistence at all (benchmarks of raw speed).
     /// </param>
+    /// <param name="extraArguments">More redis-server options, e.g. <c>--requirepass</c>, <c>--user</c> (ACL) or
+    /// <c>--tls-port</c> with its certificates. The server counts as started once its plain port answers, also
+    /// with "authentication required".</param>
     /// <exception cref="FileNotFoundException">redis-server is not installed.</exception>
-    public static RedisServerProcess Start(bool persistent = true)
+    public static RedisServerProcess Start(bool persistent = true, params string[] extraArguments)
     {
         var executable = FindExecutable() ?? throw new FileNotFoundException(
             "redis-server is not installed (Debian: apt-get install redis-server)", "redis-server");
-        var server = new RedisServerProcess(executable, persistent);
+        var server = new RedisServerProcess(executable, persistent, extraArguments);
         try
         {
             server.Launch();
@@ -108,7 +113,7 @@ public sealed class RedisServerProcess : IDisposable
                      "--port", Port.ToString(System.Globalization.CultureInfo.InvariantCulture), "--bind", "127.0.0.1",
                      "--dir", DataDirectory, "--logfile", "redis.log", "--save", "", "--daemonize", "no",
                      "--appendonly", _persistent ? "yes" : "no", "--appendfsync", "always",
-                 })
+                 }.Concat(_extraArguments))
             info.ArgumentList.Add(argument);
         _process = Process.Start(info) ?? throw new InvalidOperationException($"could not start {_executable}");
         _process.OutputDataReceived += (_, _) => { };
@@ -116,7 +121,8 @@ public sealed class RedisServerProcess : IDisposable
         _process.BeginOutputReadLine();
         _process.BeginErrorReadLine();
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(20);
-        while (SendCommand("PING") != "+PONG")
+        // A server with a password answers "-NOAUTH Authentication required." (ACL: "-NOAUTH ..." too): it is up.
+        while (SendCommand("PING") is not { } reply || !(reply == "+PONG" || reply.StartsWith("-NOAUTH", StringComparison.Ordinal)))
         {
             if (_process.HasExited || DateTime.UtcNow > deadline)
                 throw new InvalidOperationException($"redis-server on port {Port} did not start: {LogTail()}");

@@ -135,6 +135,9 @@ public sealed partial class DistributedRun : IDisposable
     /// <summary>Prompts per update.</summary>
     public int PromptsPerStep { get; }
 
+    /// <summary>Every process started so far (restarted services appear once per start).</summary>
+    public IReadOnlyList<ServiceProcess> Processes => processes;
+
     /// <summary>The run's config file.</summary>
     public string ConfigPath => Path.Combine(Root, "config.yaml");
 
@@ -198,13 +201,21 @@ public sealed partial class DistributedRun : IDisposable
     }
 
     /// <summary>The weights version a generator reports on its /metrics (null when unreachable).</summary>
-    public async Task<long?> HeldVersionAsync(string generatorId)
+    public async Task<long?> HeldVersionAsync(string generatorId) =>
+        await GeneratorMetricAsync(generatorId, "onlinerl_generator_weights_version") is { } version ? (long)version : null;
+
+    /// <summary>
+    /// A generator's sample of a metric (the series labelled with its id) from its /metrics, e.g.
+    /// <c>onlinerl_generator_weights_rejected_total</c>; null when unreachable or absent.
+    /// </summary>
+    public async Task<double?> GeneratorMetricAsync(string generatorId, string metric)
     {
         try
         {
             var text = await Http.GetStringAsync($"http://127.0.0.1:{metricsPorts[generatorId]}/metrics");
-            var match = text.Split('\n').Select(l => HeldVersionLine().Match(l)).FirstOrDefault(m => m.Success && m.Groups[1].Value == generatorId);
-            return match is null ? null : (long)double.Parse(match.Groups[2].Value, CultureInfo.InvariantCulture);
+            var match = text.Split('\n').Select(l => MetricLine().Match(l))
+                .FirstOrDefault(m => m.Success && m.Groups[1].Value == metric && m.Groups[2].Value == generatorId);
+            return match is null ? null : double.Parse(match.Groups[3].Value, CultureInfo.InvariantCulture);
         }
         catch (HttpRequestException)
         {
@@ -247,15 +258,21 @@ public sealed partial class DistributedRun : IDisposable
             output.WriteLine(process.Tail(12));
             process.Dispose();
         }
-        var logs = Path.Combine(Root, "logs");
-        if (Directory.Exists(logs))
-        {
-            var kept = RepoPaths.Of("artifacts", "distributed-logs", Path.GetFileName(Root));
-            Directory.CreateDirectory(kept);
-            foreach (var file in Directory.GetFiles(logs)) File.Copy(file, Path.Combine(kept, Path.GetFileName(file)), overwrite: true);
-            output.WriteLine($"logs kept in {kept}");
-        }
+        if (KeepFiles(Path.Combine(Root, "logs"), Path.GetFileName(Root)) is { } kept) output.WriteLine($"logs kept in {kept}");
         try { Directory.Delete(Root, recursive: true); } catch (IOException) { }
+    }
+
+    /// <summary>
+    /// Copies the files of <paramref name="directory"/> to artifacts/distributed-logs/<paramref name="name"/> (they outlive
+    /// the test's temp folder, for a look after a failure); returns that folder, or null when there was nothing to keep.
+    /// </summary>
+    public static string? KeepFiles(string directory, string name)
+    {
+        if (!Directory.Exists(directory)) return null;
+        var kept = RepoPaths.Of("artifacts", "distributed-logs", name);
+        Directory.CreateDirectory(kept);
+        foreach (var file in Directory.GetFiles(directory)) File.Copy(file, Path.Combine(kept, Path.GetFileName(file)), overwrite: true);
+        return kept;
     }
 
 
@@ -271,6 +288,6 @@ public sealed partial class DistributedRun : IDisposable
     [GeneratedRegex(@"steps, weights v(\d+)")]
     private static partial Regex FinalLine();
 
-    [GeneratedRegex("""^onlinerl_generator_weights_version\{[^}]*generator="([^"]+)"[^}]*\}\s+(\S+)""")]
-    private static partial Regex HeldVersionLine();
+    [GeneratedRegex("""^(\w+)\{[^}]*generator="([^"]+)"[^}]*\}\s+(\S+)""")]
+    private static partial Regex MetricLine();
 }

@@ -43,7 +43,6 @@ public sealed class FaultTests(SftCheckpointFixture start, ITestOutputHelper out
 
         Assert.True(await restarted.WaitForExitAsync(PhaseTimeout * 2), $"the restarted learner did not finish:\n{restarted.Tail()}");
         Assert.Equal(0, restarted.ExitCode);
-        Assert.Equal(Steps, DistributedRun.LatestStep(restarted));
         Assert.True(added.Lines.Count > 0 && !added.HasExited, $"generator-2 is not running:\n{added.Tail()}");
 
         var newest = DistributedRun.FinalVersion(restarted);
@@ -56,6 +55,8 @@ public sealed class FaultTests(SftCheckpointFixture start, ITestOutputHelper out
         Assert.Equal(Steps * PromptsPerStep, ledger.Published);
         Assert.Equal(Steps * PromptsPerStep, ledger.Trained + ledger.DroppedStale);
         Assert.Empty(ledger.TrainedTwice);
+        // Every update is full, except a short last one when prompts were dropped as stale (they are not replaced).
+        Assert.Equal((ledger.Trained + PromptsPerStep - 1) / PromptsPerStep, DistributedRun.LatestStep(restarted));
         var addedLedger = Path.Combine(run.LedgerDir, "generator-2.jsonl");
         Assert.True(File.Exists(addedLedger) && File.ReadLines(addedLedger).Any(l => l.Contains("\"generated\"", StringComparison.Ordinal)),
             "the generator added mid-run took no prompts");

@@ -39,6 +39,35 @@ public class KafkaMockProcessTests
         await subscription.AckAsync(message);
     }
 
+    [CliFact]
+    public async Task Fault_commands_on_stdin_break_the_cluster_and_bad_ones_are_answered_with_the_reason()
+    {
+        using var kafka = KafkaMock.StartProcess(KafkaMock.FindCli(out _)!, brokers: 2, partitions: 2);
+        await using var bus = new KafkaEventBus(KafkaEventBusOptions.FromUri(kafka.TransportUri, KafkaMock.FastGroupSettings));
+        await bus.PublishAsync(Topics.Prompts, "p0", Encoding.UTF8.GetBytes("before")).AsTask().WaitAsync(Guard);
+
+        // Both brokers down: a publish cannot complete until they are back.
+        Assert.Equal("ok", kafka.Control("down 1"));
+        Assert.Equal("ok", kafka.Control("down 2"));
+        var blocked = bus.PublishAsync(Topics.Prompts, "p1", Encoding.UTF8.GetBytes("during")).AsTask();
+        await Task.Delay(TimeSpan.FromSeconds(2));
+        Assert.False(blocked.IsCompleted, "a publish completed while every broker was down");
+        Assert.Equal("ok", kafka.Control("up 1"));
+        Assert.Equal("ok", kafka.Control("up 2"));
+        await blocked.WaitAsync(Guard);
+
+        Assert.Equal("ok", kafka.Control("leader prompts 0 2"));
+        Assert.Equal("ok", kafka.Control("errors produce NotLeaderForPartition request_timed_out 7"));
+        Assert.Equal("ok", kafka.Control("rtt 1 0"));
+        await bus.PublishAsync(Topics.Prompts, "p2", Encoding.UTF8.GetBytes("after")).AsTask().WaitAsync(Guard);
+        Assert.Equal("ok", kafka.Control("clear produce"));
+
+        Assert.StartsWith("error: ", kafka.Control("down 3"));
+        Assert.Contains("ERROR 'NoSuchError'", kafka.Control("errors fetch NoSuchError"));
+        Assert.Contains("not a command", kafka.Control("explode"));
+        Assert.Contains("BROKER 'x'", kafka.Control("up x"));
+    }
+
     [Fact]
     public void Transport_uri_is_parsed_and_bad_ones_are_refused_by_name()
     {

@@ -40,4 +40,49 @@ public class FeederWorkerTests
         await stop.CancelAsync();
         await Assert.ThrowsAnyAsync<OperationCanceledException>(() => running);
     }
+
+    [Fact]
+    public async Task ARestartedFeederContinuesTheNumberingAndTheAdmissionsOfItsPredecessor()
+    {
+        const string runId = "feeder-restart-test";
+        await using var bus = new InProcessEventBus();
+        var prompts = bus.Subscribe(Topics.Prompts, "generators", "test-generator");
+        var positions = new OnlineRl.Weights.InMemoryBlobStore();
+        FeederWorker NewFeeder() => new(bus, TaskSource.Create(new TaskSection { EvalSize = 0 }, seed: 1), new CharTokenizer(AdditionTask.Alphabet), runId,
+            inFlightLimit: 2, cursor: new FeederCursor(positions, "position"));
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+
+        async Task<PromptMessage> NextAsync()
+        {
+            var message = await prompts.ReceiveAsync(timeout.Token);
+            await prompts.AckAsync(message, timeout.Token);
+            return MessageCodec.Default.Decode<PromptMessage>(message.Payload.Span).Value!;
+        }
+
+        using (var firstStop = CancellationTokenSource.CreateLinkedTokenSource(timeout.Token))
+        {
+            var first = NewFeeder().RunAsync(firstStop.Token);
+            Assert.Equal(new long[] { 0, 1 }, new[] { (await NextAsync()).DatasetIndex, (await NextAsync()).DatasetIndex });
+            var announcement = new PolicyVersion { Version = 2, Step = 1, ManifestLocation = "weights:v2", RetiredPrompts = 1 };
+            await new Publisher(bus).PublishAsync(Topics.Policy, announcement.Stamp(runId), cancellationToken: timeout.Token);
+            Assert.Equal(2, (await NextAsync()).DatasetIndex);
+            await firstStop.CancelAsync();
+            await Assert.ThrowsAnyAsync<OperationCanceledException>(() => first);
+        }
+
+        // The successor starts at prompt 3 with its predecessor's admissions (1 retired, 2 in flight: no room yet)
+        // and announced version, and admits more as soon as the learner retires some.
+        var successor = NewFeeder();
+        var running = successor.RunAsync(timeout.Token);
+        await Task.Delay(300);
+        Assert.Equal(3, successor.Published);
+        var later = new PolicyVersion { Version = 3, Step = 2, ManifestLocation = "weights:v3", RetiredPrompts = 3 };
+        await new Publisher(bus).PublishAsync(Topics.Policy, later.Stamp(runId), cancellationToken: timeout.Token);
+        var admitted = new[] { await NextAsync(), await NextAsync() };
+        Assert.Equal(new long[] { 3, 4 }, admitted.Select(p => p.DatasetIndex));
+        Assert.Equal(new[] { "#3", "#4" }, admitted.Select(p => p.PromptId[p.PromptId.IndexOf('#')..]));
+        Assert.All(admitted, p => Assert.Equal(3, p.MinPolicyVersion));
+        await timeout.CancelAsync();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => running);
+    }
 }

@@ -28,7 +28,7 @@ public class NonFiniteLossTests
         using var stop = new CancellationTokenSource();
         var services = new[]
         {
-            Task.Run(() => PipelineServices.RunFeederAsync(config with { Service = new ServiceSection { Id = "feeder" } }, bus, _ => { }, stop.Token)),
+            Task.Run(() => PipelineServices.RunFeederAsync(config with { Service = new ServiceSection { Id = "feeder" } }, bus, blobs, _ => { }, stop.Token)),
             Task.Run(() => PipelineServices.RunGeneratorAsync(config with { Service = new ServiceSection { Id = "generator-a" } }, bus, blobs,
                 new InProcessGeneratorStatus(), _ => { }, stop.Token)),
             Task.Run(() => PipelineServices.RunScorerAsync(config with { Service = new ServiceSection { Id = "scorer-a" } }, bus, _ => { }, stop.Token)),

@@ -43,6 +43,23 @@ public sealed class KafkaMock : IDisposable
     /// <summary>The in-process cluster (null for a helper process), e.g. to create topics.</summary>
     public MockKafkaCluster? Cluster => _cluster;
 
+    /// <summary>
+    /// Runs a fault command (<see cref="MockKafkaControl"/>: "down 2", "leader prompts 0 3", "errors produce
+    /// NotLeaderForPartition") on the cluster, in this process or through the helper process's stdin; returns its
+    /// reply, "ok" or "error: ...".
+    /// </summary>
+    public string Control(string command)
+    {
+        if (_cluster is not null) return MockKafkaControl.Execute(_cluster, command);
+        lock (_process!)
+        {
+            _process.StandardInput.WriteLine(command);
+            _process.StandardInput.Flush();
+            var reply = _process.StandardOutput.ReadLineAsync();
+            return reply.Wait(TimeSpan.FromSeconds(30)) ? reply.Result ?? "error: the helper process ended" : "error: no reply within 30 s";
+        }
+    }
+
     /// <summary>Bus options for this cluster with <see cref="FastGroupSettings"/>.</summary>
     public KafkaEventBusOptions BusOptions() =>
         new() { BootstrapServers = BootstrapServers, Settings = FastGroupSettings };

@@ -40,10 +40,11 @@ public sealed class RedisServer : IDisposable
     }
 
     /// <summary>Starts a private server (skips the test when redis-server is missing).</summary>
-    public static RedisServer Start()
+    /// <param name="extraArguments">More redis-server options (a password, ACL users, a TLS port).</param>
+    public static RedisServer Start(params string[] extraArguments)
     {
         SkipIfMissing();
-        return new RedisServer(RedisServerProcess.Start(persistent: true));
+        return new RedisServer(RedisServerProcess.Start(persistent: true, extraArguments));
     }
 
     /// <summary><c>redis://127.0.0.1:PORT</c>.</summary>

@@ -2,12 +2,12 @@ using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Runtime.InteropServices;
 
-namespace OnlineRl.TestSupport;
+namespace OnlineRl.Pipeline;
 
 /// <summary>
-/// One <c>onlinerl</c> command (a service of a distributed run) in its own OS process, for end-to-end and
-/// fault tests: its output is kept (and mirrored to a log file), it can be stopped gracefully (SIGTERM) or
-/// killed at once (SIGKILL, like <c>kill -9</c>).
+/// One <c>onlinerl</c> command (a service of a distributed run) in its own OS process, for `onlinerl soak` and the
+/// end-to-end and fault tests: its output is kept (and mirrored to a log file), it can be stopped gracefully
+/// (SIGTERM) or killed at once (SIGKILL, like <c>kill -9</c>).
 /// </summary>
 public sealed partial class ServiceProcess : IDisposable
 {
@@ -27,6 +27,9 @@ public sealed partial class ServiceProcess : IDisposable
 
     /// <summary>A short name for messages (e.g. "generator-1").</summary>
     public string Name { get; }
+
+    /// <summary>The operating system's process id (for /proc: memory and open handles).</summary>
+    public int Id => process.Id;
 
     /// <summary>Every line the process printed so far (stdout and stderr).</summary>
     public IReadOnlyList<string> Lines => lines.ToArray();
