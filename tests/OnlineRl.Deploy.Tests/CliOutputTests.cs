@@ -1,3 +1,4 @@
+using OnlineRl.Pipeline;
 using System.Diagnostics;
 using System.Text.RegularExpressions;
 
