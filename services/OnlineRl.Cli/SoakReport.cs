@@ -85,8 +85,9 @@ internal static class SoakReport
         text.AppendLine("## Throughput and lag over time (from the ledger)");
         text.AppendLine();
         text.AppendLine("Trained and dropped count each prompt once (a step redone after a learner restart does not count again). Backlog: prompts");
-        text.AppendLine("published and not yet trained or dropped at the end of the stretch. Policy lag: weights versions between the ones that");
-        text.AppendLine("generated a trained prompt and the newest at training. Redelivered: Kafka messages a group's readers were handed again.");
+        text.AppendLine("published and not yet trained or dropped at the end of the stretch. Policy lag: the weights version an update published");
+        text.AppendLine("minus the version that generated its prompt (the learner's own lag, bounded by train.max_policy_lag, plus that one new");
+        text.AppendLine("version). Redelivered: Kafka messages a group's readers were handed again.");
         text.AppendLine();
         text.AppendLine("| minutes | published | generated | trained | trained/min | dropped stale | backlog | policy lag mean / max | Kafka deliveries / redelivered | faults |");
         text.AppendLine("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|");

@@ -24,8 +24,8 @@ public sealed record SoakSample(double Minute, string Process, int Pid, double R
 /// <param name="Trained">Prompts the learner trained for the first time (a step redone after a learner restart does not count again).</param>
 /// <param name="DroppedStale">Prompts the learner dropped as stale for the first time.</param>
 /// <param name="Backlog">At the end of the stretch: prompts published so far and not yet trained or dropped.</param>
-/// <param name="MeanPolicyLag">Prompts trained in the stretch: mean of (newest weights version at training - version that
-/// generated them); null when none was trained.</param>
+/// <param name="MeanPolicyLag">Prompts trained in the stretch: mean of (the weights version their update published - the
+/// version that generated them), i.e. the learner's lag + 1; null when none was trained.</param>
 /// <param name="MaxPolicyLag">Their largest policy lag.</param>
 /// <param name="Deliveries">Kafka messages handed to readers.</param>
 /// <param name="Redeliveries">Of those, messages a reader of the same group had been handed before.</param>
