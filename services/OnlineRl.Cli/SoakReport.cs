@@ -63,7 +63,7 @@ internal static class SoakReport
         if (redis.Count > 0)
         {
             text.AppendLine(CultureInfo.InvariantCulture, $"- keys: {redis.Min(s => s.RedisKeys)} to {redis.Max(s => s.RedisKeys)} (bound at each sample: allowed versions x {keysPerVersion} keys per version + {OtherKeys})");
-            text.AppendLine(CultureInfo.InvariantCulture, $"- weight versions stored: at most {redis.Max(s => s.WeightVersions)}; allowed at the same samples: {redis.Min(s => s.WeightVersionBound)} to {redis.Max(s => s.WeightVersionBound)} (the newest 2, one being written, and all from the oldest a generator reports holding)");
+            text.AppendLine(CultureInfo.InvariantCulture, $"- weight versions stored: at most {redis.Max(s => s.WeightVersions)}; allowed at the same samples: {redis.Min(s => s.WeightVersionBound)} to {redis.Max(s => s.WeightVersionBound)} (the newest 2, one being written, and all from the oldest a generator reported holding in the minute before)");
             if (settings.Bus == "redis")
                 text.AppendLine(CultureInfo.InvariantCulture, $"- longest topic stream: at most {redis.Max(s => s.LongestStream)} entries (capacity {capacity})");
         }

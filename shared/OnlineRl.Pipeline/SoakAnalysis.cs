@@ -11,7 +11,7 @@ namespace OnlineRl.Pipeline;
 /// <param name="RedisKeys">Redis only: keys in the database.</param>
 /// <param name="WeightVersions">Redis only: weight versions stored (manifests).</param>
 /// <param name="WeightVersionBound">Redis only: what the weight store may keep then: the newest few, one being written,
-/// and all from the oldest version a generator reports holding.</param>
+/// and all from the oldest version a generator reported holding in the minute before (the learner prunes after its updates).</param>
 /// <param name="LongestStream">Redis Streams bus only: entries in the longest topic stream.</param>
 public sealed record SoakSample(double Minute, string Process, int Pid, double RssMiB, int OpenHandles, long RedisKeys = 0, int WeightVersions = 0,
     int WeightVersionBound = 0, long? LongestStream = null);
