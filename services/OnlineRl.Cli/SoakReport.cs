@@ -105,8 +105,8 @@ internal static class SoakReport
     {
         text.AppendLine("## Memory and open handles: trends");
         text.AppendLine();
-        text.AppendLine("Per service, its longest-lived process. Slopes are least-squares fits per minute over its samples without the first");
-        text.AppendLine(CultureInfo.InvariantCulture, $"third (start-up), at least {SoakAnalysis.MinFittedSamples} (fewer: not judged). Flat: the fitted growth stays under");
+        text.AppendLine(CultureInfo.InvariantCulture, $"Per service, its longest-lived process. Slopes are least-squares fits per minute over its samples after start-up (its");
+        text.AppendLine(CultureInfo.InvariantCulture, $"first {SoakAnalysis.WarmUpMinutes:0.#} min, or first third), at least {SoakAnalysis.MinFittedSamples} (fewer: not judged). Flat: the fitted growth stays under");
         text.AppendLine(CultureInfo.InvariantCulture, $"{SoakAnalysis.RssLimitPerMinute} MiB/min (at least {SoakAnalysis.RssNoiseMiB} MiB allowed) and {SoakAnalysis.HandleLimitPerMinute} handle/min (at least {SoakAnalysis.HandleNoise} allowed).");
         text.AppendLine();
         text.AppendLine("| process | samples (fitted) | minutes fitted | RSS first / last / max (MiB) | RSS slope (MiB/min) | handles first / last / max | handles slope (/min) | flat |");

@@ -26,7 +26,7 @@ public sealed class SoakTests(SftCheckpointFixture start, ITestOutputHelper outp
         try
         {
             using (var soak = ServiceProcess.Start("soak", start.Cli,
-                       ["soak", "--minutes", "1.3", "--fault-every-seconds", "8", "--sample-seconds", "5", "--out", soakDir], Path.Combine(root, "soak.log")))
+                       ["soak", "--minutes", "1.5", "--fault-every-seconds", "8", "--sample-seconds", "5", "--out", soakDir], Path.Combine(root, "soak.log")))
             {
                 var ended = await soak.WaitForExitAsync(TimeSpan.FromMinutes(12));
                 output.WriteLine(string.Join('\n', soak.Lines));
