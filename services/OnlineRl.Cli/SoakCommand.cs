@@ -68,6 +68,8 @@ internal sealed class Soak(SoakSettings settings, Action<string> print) : IAsync
     private const int GeneratorsAtOnce = 2;
     private static readonly TimeSpan StartTimeout = TimeSpan.FromMinutes(5);
     private static readonly TimeSpan DrainTimeout = TimeSpan.FromMinutes(10);
+    /// <summary>How long a version no generator holds any more may wait for the learner's next prune.</summary>
+    private static readonly TimeSpan PruneWindow = TimeSpan.FromMinutes(1);
 
     private readonly string cli = Path.Combine(AppContext.BaseDirectory, "onlinerl.dll");
     private readonly DateTime started = DateTime.UtcNow;
@@ -76,6 +78,7 @@ internal sealed class Soak(SoakSettings settings, Action<string> print) : IAsync
     private readonly List<SoakFault> faults = [];
     private readonly List<SoakSample> samples = [];
     private readonly List<string> unexpectedExits = [];
+    private readonly List<(double Minute, long Version)> oldestHeld = [];
     private readonly Lock gate = new();
     private RedisServerProcess? redis;
     private MockKafkaCluster? kafka;
@@ -385,9 +388,13 @@ internal sealed class Soak(SoakSettings settings, Action<string> print) : IAsync
             var versions = 0;
             await foreach (var _ in server.KeysAsync(pattern: $"{WeightsPrefix}:v*:manifest")) versions++;
             // The store keeps the newest few versions and every version a generator reported holding (a report lives
-            // for the registry's time-to-live after its generator died), plus one being written.
+            // for the registry's time-to-live after its generator died), plus one being written. The learner prunes
+            // after its updates, so a version whose report expired may stay until the next update (seconds, longer
+            // while the learner or Redis restarts): the bound counts every version held at a sample of the last minute.
             var current = await NewestVersionAsync();
-            var held = (await new GeneratorRegistry(redisClient.GetDatabase(), WeightsPrefix).HeldVersionsAsync()).DefaultIfEmpty(current).Min();
+            var registry = new GeneratorRegistry(redisClient.GetDatabase(), WeightsPrefix);
+            oldestHeld.Add((minute, (await registry.HeldVersionsAsync()).DefaultIfEmpty(current).Min()));
+            var held = oldestHeld.Where(h => h.Minute >= minute - PruneWindow.TotalMinutes).Min(h => h.Version);
             var versionBound = new WeightStoreOptions().KeepNewest + 1 + (int)Math.Max(0, current - held);
             long longestStream = 0;
             if (!OnKafka)

@@ -63,7 +63,7 @@ internal static class SoakReport
         if (redis.Count > 0)
         {
             text.AppendLine(CultureInfo.InvariantCulture, $"- keys: {redis.Min(s => s.RedisKeys)} to {redis.Max(s => s.RedisKeys)} (bound at each sample: allowed versions x {keysPerVersion} keys per version + {OtherKeys})");
-            text.AppendLine(CultureInfo.InvariantCulture, $"- weight versions stored: at most {redis.Max(s => s.WeightVersions)}; allowed at the same samples: {redis.Min(s => s.WeightVersionBound)} to {redis.Max(s => s.WeightVersionBound)} (the newest 2, one being written, and all from the oldest a generator reports holding)");
+            text.AppendLine(CultureInfo.InvariantCulture, $"- weight versions stored: at most {redis.Max(s => s.WeightVersions)}; allowed at the same samples: {redis.Min(s => s.WeightVersionBound)} to {redis.Max(s => s.WeightVersionBound)} (the newest 2, one being written, and all from the oldest a generator reported holding in the minute before)");
             if (settings.Bus == "redis")
                 text.AppendLine(CultureInfo.InvariantCulture, $"- longest topic stream: at most {redis.Max(s => s.LongestStream)} entries (capacity {capacity})");
         }
@@ -105,8 +105,8 @@ internal static class SoakReport
     {
         text.AppendLine("## Memory and open handles: trends");
         text.AppendLine();
-        text.AppendLine("Per service, its longest-lived process. Slopes are least-squares fits per minute over its samples without the first");
-        text.AppendLine(CultureInfo.InvariantCulture, $"third (start-up), at least {SoakAnalysis.MinFittedSamples} (fewer: not judged). Flat: the fitted growth stays under");
+        text.AppendLine(CultureInfo.InvariantCulture, $"Per service, its longest-lived process. Slopes are least-squares fits per minute over its samples after start-up (its");
+        text.AppendLine(CultureInfo.InvariantCulture, $"first {SoakAnalysis.WarmUpMinutes:0.#} min, or first third), at least {SoakAnalysis.MinFittedSamples} (fewer: not judged). Flat: the fitted growth stays under");
         text.AppendLine(CultureInfo.InvariantCulture, $"{SoakAnalysis.RssLimitPerMinute} MiB/min (at least {SoakAnalysis.RssNoiseMiB} MiB allowed) and {SoakAnalysis.HandleLimitPerMinute} handle/min (at least {SoakAnalysis.HandleNoise} allowed).");
         text.AppendLine();
         text.AppendLine("| process | samples (fitted) | minutes fitted | RSS first / last / max (MiB) | RSS slope (MiB/min) | handles first / last / max | handles slope (/min) | flat |");

@@ -11,7 +11,7 @@ namespace OnlineRl.Pipeline;
 /// <param name="RedisKeys">Redis only: keys in the database.</param>
 /// <param name="WeightVersions">Redis only: weight versions stored (manifests).</param>
 /// <param name="WeightVersionBound">Redis only: what the weight store may keep then: the newest few, one being written,
-/// and all from the oldest version a generator reports holding.</param>
+/// and all from the oldest version a generator reported holding in the minute before (the learner prunes after its updates).</param>
 /// <param name="LongestStream">Redis Streams bus only: entries in the longest topic stream.</param>
 public sealed record SoakSample(double Minute, string Process, int Pid, double RssMiB, int OpenHandles, long RedisKeys = 0, int WeightVersions = 0,
     int WeightVersionBound = 0, long? LongestStream = null);
@@ -39,7 +39,7 @@ public sealed record SoakStretch(double FromMinute, double ToMinute, int Publish
 /// <summary>How one service's memory and open handles moved during a soak: the trend of its longest-lived process.</summary>
 /// <param name="Service">The service (generator, scorer, feeder, learner).</param>
 /// <param name="Series">That process's samples, in time order.</param>
-/// <param name="Fitted">The samples the trend is fitted on (see <see cref="SoakAnalysis.Trends"/>).</param>
+/// <param name="Fitted">The samples the trend is fitted on: those after start-up (see <see cref="SoakAnalysis.Trends"/>).</param>
 public sealed record SoakTrend(string Service, IReadOnlyList<SoakSample> Series, IReadOnlyList<SoakSample> Fitted)
 {
     /// <summary>Least-squares slope of the resident memory, MiB per minute.</summary>
@@ -64,7 +64,7 @@ public static class SoakAnalysis
     /// <summary>The process name Redis's samples carry.</summary>
     public const string RedisProcess = "redis-server";
 
-    /// <summary>Fewest samples a trend is fitted on; with fewer the service's trend is reported but not judged.</summary>
+    /// <summary>Fewest samples after start-up a trend needs; with fewer the service's trend is reported but not judged.</summary>
     public const int MinFittedSamples = 5;
 
     /// <summary>
@@ -87,18 +87,22 @@ public static class SoakAnalysis
     /// <summary>The service of a process name ("generator-3" is a generator).</summary>
     public static string ServiceOf(string id) => id.Split('-')[0];
 
+    /// <summary>The least a process's start-up is given before its trend counts: the learner's memory grows over its first
+    /// updates for about a minute, longer on a busy machine.</summary>
+    public const double WarmUpMinutes = 1;
+
     /// <summary>
     /// Per service, the trend of its longest-lived process (a service killed by a fault starts again as a new process).
-    /// The fit leaves out the first third of its samples (start-up: the runtime, libtorch's allocator and the clients
-    /// warm up; the learner's memory grows for its first updates) but keeps at least the last <see cref="MinFittedSamples"/>.
+    /// The fit leaves out the process's start-up: its first <see cref="WarmUpMinutes"/>, or the first third of its
+    /// sampled time when that is longer (the runtime, libtorch's allocator and the clients warm up).
     /// </summary>
     public static List<SoakTrend> Trends(IReadOnlyList<SoakSample> samples) =>
         samples.Where(s => s.Process != RedisProcess).GroupBy(s => ServiceOf(s.Process)).OrderBy(g => g.Key, StringComparer.Ordinal)
             .Select(service =>
             {
                 var series = service.GroupBy(s => s.Pid).OrderByDescending(g => g.Count()).First().OrderBy(s => s.Minute).ToList();
-                var fitted = series.Skip(Math.Min(series.Count / 3, Math.Max(0, series.Count - MinFittedSamples))).ToList();
-                return new SoakTrend(service.Key, series, fitted);
+                var warmUp = Math.Max(WarmUpMinutes, (series[^1].Minute - series[0].Minute) / 3);
+                return new SoakTrend(service.Key, series, series.Where(s => s.Minute >= series[0].Minute + warmUp).ToList());
             })
             .ToList();
 

@@ -72,9 +72,13 @@ public sealed class GeneratorRegistry(IDatabase database, string keyPrefix = "on
         return live
         """;
 
-    /// <summary>The distinct versions live generators hold (the argument of <see cref="Weights.WeightStore.PruneAsync"/>).</summary>
+    /// <summary>
+    /// The distinct versions live generators hold (the argument of <see cref="Weights.WeightStore.PruneAsync"/>). A
+    /// generator that holds none yet (version 0: started, waiting for its first load) pins nothing; counted, it kept
+    /// every version from being pruned until it had loaded one.
+    /// </summary>
     public async Task<IReadOnlyCollection<long>> HeldVersionsAsync() =>
-        (await LiveHoldersAsync().ConfigureAwait(false)).Values.Distinct().ToArray();
+        (await LiveHoldersAsync().ConfigureAwait(false)).Values.Where(v => v > 0).Distinct().ToArray();
 
     private RedisKey HolderKey(string generatorId) => $"{keyPrefix}:holder:{generatorId}";
 }

@@ -137,6 +137,7 @@ public class RedisWeightStoreTests
             await Task.Delay(600); // gen-old died holding version 1
             await registry.ReportAsync("gen-a", 3);
             await registry.ReportAsync("gen-b", 6);
+            await registry.ReportAsync("gen-new", 0); // started, no weights loaded yet: pins nothing
 
             var deleted = await store.PruneAsync(await registry.HeldVersionsAsync());
             Assert.Equal([2L, 1L], deleted);
