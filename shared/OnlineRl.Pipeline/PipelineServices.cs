@@ -105,8 +105,8 @@ public sealed class LearnerSession : IDisposable
         Policy.Dispose();
     }
 
-    /// <summary>Supervised warm start on the task's reference answers.</summary>
-    private static void WarmStart(TransformerModel policy, ITokenizer tokenizer, TaskSource tasks, RunConfig config, Action<string> log, ConsoleProgress? progress)
+    /// <summary>Supervised warm start on the task's reference answers (sft.steps of the configuration; a run's own warm start).</summary>
+    public static void WarmStart(TransformerModel policy, ITokenizer tokenizer, TaskSource tasks, RunConfig config, Action<string> log, ConsoleProgress? progress)
     {
         var eos = tokenizer.EosId is { } e ? new[] { e } : Array.Empty<int>();
         var examples = Enumerable.Range(0, 20_000).Select(i => tasks.Training(-20_000 + i))
