@@ -378,7 +378,10 @@ public sealed class TransformerModel : ExplicitModule<Tensor, Tensor>
                 blocked = blocked.logical_or(segmentIds.view(b, 1, t, 1).ne(segmentIds.view(b, 1, 1, t)));
                 positions = segmentPositions;
             }
-            maskBias = torch.zeros(new[] { b, 1, t, s }, DType, device).masked_fill(blocked, float.MinValue);
+            // The Scalar is held until the call returns: a temporary one passes only its native handle, so the
+            // finalizer could free it during the call (seen as a "toFloat" check failure mid-run).
+            using var blockedValue = float.MinValue.ToScalar();
+            maskBias = torch.zeros(new[] { b, 1, t, s }, DType, device).masked_fill(blocked, blockedValue);
         }
         var hidden = model.Forward(inputIds, positions, maskBias, causal, cache);
         cache?.Advance(t);
