@@ -13,7 +13,8 @@ CONFIG_JSON keys (all required unless marked):
   steps           learner updates at most;  seconds: wall-clock budget of training (generation + updates, evaluation excluded)
   learning_rate, warmup_steps, prompts_per_step, group_size, temperature, max_new_tokens, max_digits
   clip, kl_beta   GRPO's clip ε and k3 KL β (PPO: clip ε and the β of its KL-penalised reward)
-  dpo_beta
+  dpo_beta, dpo_sft_weight   DPO's β, and α of RPO's NLL term on the chosen completions (optional, 0)
+  filter_equal_groups        GRPO: train only on groups whose rewards differ (DAPO's dynamic-sampling filter; optional, false)
   epochs          passes over each batch (optional, 1)
   gamma, lam, value_coefficient, value_clip   PPO (optional: 1.0, 0.95, 0.5, 0.2)
   shuffle_rewards permute rewards across the batch: the control that must not learn (optional, false)
@@ -31,7 +32,8 @@ One learner update (strictly alternating with generation, as a plain trainer doe
       surrogate + c·½·max((V − R)², (V_clip − R)²);
   online DPO (Rafailov et al. 2023, eq. 7; Guo et al. 2024 "Direct Language Model Alignment from Online AI
       Feedback"): in each group the highest- vs the lowest-reward completion (first of equals), ties skipped,
-      −log σ(β[(log π_θ(y_w) − log π_ref(y_w)) − (log π_θ(y_l) − log π_ref(y_l))]), the mean over pairs;
+      −log σ(β[(log π_θ(y_w) − log π_ref(y_w)) − (log π_θ(y_l) − log π_ref(y_l))]), the mean over pairs, plus
+      α·(−log π_θ(y_w) / |y_w|) (RPO, Pang et al. 2024) when dpo_sft_weight = α > 0;
   then clip the gradient norm at 1 and take an AdamW step (weight decay 0) at the rate of a linear warm-up
   followed by a constant rate. π_ref is the starting policy, frozen.
 Held-out accuracy: greedy decoding of every held-out prompt, exact match, as ours (Evaluation.GreedyAccuracy).
@@ -195,7 +197,7 @@ def main():
     if len(sys.argv) != 2:
         print("usage: reference_trainer.py CONFIG_JSON", file=sys.stderr)
         return 2
-    o = {"epochs": 1, "gamma": 1.0, "lam": 0.95, "value_coefficient": 0.5, "value_clip": 0.2, "shuffle_rewards": False}
+    o = {"epochs": 1, "dpo_sft_weight": 0.0, "filter_equal_groups": False, "gamma": 1.0, "lam": 0.95, "value_coefficient": 0.5, "value_clip": 0.2, "shuffle_rewards": False}
     o.update(json.loads(sys.argv[1]))
     torch.set_num_threads(o["threads"])
     torch.manual_seed(o["seed"])
@@ -251,8 +253,13 @@ def main():
             reference_lp = token_log_probs(reference, ids, o["temperature"])
             old = token_log_probs(policy, ids, o["temperature"])
         if o["algorithm"] == "grpo":
-            for _ in range(o["epochs"]):
-                loss, kl = grpo_loss(policy, reference_lp, ids, mask, rewards, old, o)
+            kept = torch.arange(rewards.shape[0])
+            if o["filter_equal_groups"]:
+                kept = (rewards.max(1).values > rewards.min(1).values).nonzero().squeeze(1)
+            g = o["group_size"]
+            rows = (kept[:, None] * g + torch.arange(g)).reshape(-1)
+            for _ in range(o["epochs"] if len(kept) > 0 else 0):
+                loss, kl = grpo_loss(policy, reference_lp[rows], ids[rows], mask[rows], rewards[kept], old[rows], o)
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(params, 1.0)
                 optimizer.step()
@@ -286,6 +293,8 @@ def main():
                     sequence_ref = (reference_lp * mask).sum(1)
                     logits = (sequence[chosen] - sequence[rejected]) - (sequence_ref[chosen] - sequence_ref[rejected])
                     loss = -F.logsigmoid(o["dpo_beta"] * logits).mean()
+                    if o["dpo_sft_weight"] > 0:
+                        loss = loss + o["dpo_sft_weight"] * (-sequence[chosen] / mask[chosen].sum(1).clamp(min=1)).mean()
                     loss.backward()
                     torch.nn.utils.clip_grad_norm_(params, 1.0)
                     optimizer.step()
