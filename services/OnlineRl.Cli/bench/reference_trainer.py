@@ -257,9 +257,9 @@ def main():
             if o["filter_equal_groups"]:
                 kept = (rewards.max(1).values > rewards.min(1).values).nonzero().squeeze(1)
             g = o["group_size"]
-            rows = (kept[:, None] * g + torch.arange(g)).reshape(-1)
+            kept_rows = (kept[:, None] * g + torch.arange(g)).reshape(-1)
             for _ in range(o["epochs"] if len(kept) > 0 else 0):
-                loss, kl = grpo_loss(policy, reference_lp[rows], ids[rows], mask[rows], rewards[kept], old[rows], o)
+                loss, kl = grpo_loss(policy, reference_lp[kept_rows], ids[kept_rows], mask[kept_rows], rewards[kept], old[kept_rows], o)
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(params, 1.0)
                 optimizer.step()
