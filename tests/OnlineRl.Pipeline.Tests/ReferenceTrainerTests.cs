@@ -21,15 +21,19 @@ public sealed class ReferenceTrainerTests(SftStartFixture start, ITestOutputHelp
         try
         {
             var heldOut = Path.Combine(directory, "heldout.jsonl");
-            File.WriteAllLines(heldOut, TaskSource.Create(start.Config.Task, start.Config.Seed).HeldOut
-                .Select(t => new JsonObject { ["prompt"] = t.Prompt, ["answer"] = t.Answer }.ToJsonString()));
+            var lines = TaskSource.Create(start.Config.Task, start.Config.Seed).HeldOut
+                .Select(t => new JsonObject { ["prompt"] = t.Prompt, ["answer"] = t.Answer }.ToJsonString()).ToList();
+            File.WriteAllLines(heldOut, lines);
+            // PPO and DPO only have to train and report: 50 problems keep their evaluations short.
+            var fewHeldOut = Path.Combine(directory, "heldout-50.jsonl");
+            File.WriteAllLines(fewHeldOut, lines.Take(50));
             var script = Path.Combine(AppContext.BaseDirectory, "reference", "reference_trainer.py");
             foreach (var algorithm in new[] { "grpo", "ppo", "dpo" })
             {
                 var csv = Path.Combine(directory, $"{algorithm}.csv");
                 var settings = new JsonObject
                 {
-                    ["checkpoint"] = start.Directory, ["heldout"] = heldOut, ["csv"] = csv, ["algorithm"] = algorithm,
+                    ["checkpoint"] = start.Directory, ["heldout"] = algorithm == "grpo" ? heldOut : fewHeldOut, ["csv"] = csv, ["algorithm"] = algorithm,
                     ["steps"] = 2, ["seconds"] = 300, ["learning_rate"] = 1e-4, ["warmup_steps"] = 20, ["prompts_per_step"] = 8,
                     ["group_size"] = 8, ["temperature"] = 1.0, ["max_new_tokens"] = start.Config.Sampling.MaxNewTokens,
                     ["max_digits"] = start.Config.Task.MaxDigits, ["clip"] = 0.2, ["kl_beta"] = 0.02, ["dpo_beta"] = 0.1,
@@ -40,7 +44,7 @@ public sealed class ReferenceTrainerTests(SftStartFixture start, ITestOutputHelp
                 var summary = JsonNode.Parse(stdout.Trim().Split('\n')[^1])!;
                 output.WriteLine($"{algorithm}: {summary.ToJsonString()} (ours before RL: {start.Accuracy:P1})");
                 // Two implementations of greedy decoding on two libtorch builds: a near-tie may flip one problem.
-                Assert.InRange(summary["initial"]!.GetValue<double>(), start.Accuracy - 0.0021, start.Accuracy + 0.0021);
+                if (algorithm == "grpo") Assert.InRange(summary["initial"]!.GetValue<double>(), start.Accuracy - 0.0021, start.Accuracy + 0.0021);
                 Assert.Equal(2, summary["updates"]!.GetValue<int>());
                 var rows = File.ReadAllLines(csv);
                 Assert.Equal("update,seconds,heldout_accuracy,reward_mean,loss,kl", rows[0]);
