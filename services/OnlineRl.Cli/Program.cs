@@ -35,6 +35,12 @@ const string Usage = """
                  without overlap; writes a results table. --out FILE --quick --only binding|generation|rl
       bench-redis Weight publication + load through Redis vs raw SET/GET, and Redis Streams throughput vs
                  redis-benchmark, on a private redis-server; writes a table. --out FILE (bench-redis.md) --quick
+      compare-reference
+                 Our pipeline against the plain PyTorch trainer (bench/reference_trainer.py on /usr/bin/python3) from
+                 one starting checkpoint (--start DIR, or the config's SFT warm start), with the same settings, seed and
+                 held-out set, one side at a time: --algorithms grpo,ppo,dpo --minutes M (3) --steps N (300)
+                 --eval-every N (25) --out DIR (runs/compare-reference) --config FILE, plus config keys as flags. Writes
+                 comparison.md (accuracy at each evaluation, updates and seconds) and comparison.html (the curves).
       smoke      Train a small MLP on the libtorch binding and print progress (a quick health check).
                  --steps N (2000) --lr X (0.003) --seed N (1) --threads N (all cores)
 
@@ -84,6 +90,7 @@ try
         "bench-kafka" => await KafkaBench.RunAsync(options),
         "bench-redis" => await RedisBench.RunAsync(options),
         "soak" => await SoakCommand.RunAsync(options),
+        "compare-reference" => await CompareReferenceCommand.RunAsync(options),
         _ => throw new UsageException($"unknown command '{args[0]}'"),
     };
 }

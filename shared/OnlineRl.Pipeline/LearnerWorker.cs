@@ -39,15 +39,16 @@ public sealed record LearnerWorkerOptions
 /// <summary>What the learner reports after each update.</summary>
 /// <param name="Step">Update number.</param>
 /// <param name="PolicyVersion">Weights version published after it.</param>
-/// <param name="ElapsedSeconds">Seconds since the learner started.</param>
+/// <param name="ElapsedSeconds">Seconds since the learner started (held-out evaluations included).</param>
 /// <param name="PolicyLagMean">Mean version lag of the groups used.</param>
 /// <param name="DroppedStale">Groups dropped for staleness so far.</param>
 /// <param name="Duplicates">Redelivered groups ignored so far.</param>
 /// <param name="HeldOutAccuracy">Held-out accuracy when evaluated at this step.</param>
 /// <param name="Metrics">The learner's numbers for this step.</param>
 /// <param name="Skipped">True when no update was made.</param>
+/// <param name="EvaluationSeconds">Seconds of <see cref="ElapsedSeconds"/> spent in held-out evaluations so far.</param>
 public sealed record StepReport(long Step, long PolicyVersion, double ElapsedSeconds, double PolicyLagMean, long DroppedStale,
-    long Duplicates, double? HeldOutAccuracy, IReadOnlyDictionary<string, double> Metrics, bool Skipped);
+    long Duplicates, double? HeldOutAccuracy, IReadOnlyDictionary<string, double> Metrics, bool Skipped, double EvaluationSeconds = 0);
 
 /// <summary>
 /// Consumes scored groups, de-duplicates them by prompt id, drops samples older than the allowed policy lag,
@@ -95,6 +96,7 @@ public sealed class LearnerWorker(IEventBus bus, WeightStore store, Learner lear
     /// batch short; see <see cref="LearnerWorkerOptions.MaxPrompts"/>); null when every update was full.
     /// </summary>
     public int? ShortLastBatch { get; private set; }
+    private double evaluationSeconds;
 
     /// <summary>The learner step a restart resumed from (null: a fresh start).</summary>
     public long? RestoredStep { get; private set; }
@@ -213,8 +215,15 @@ public sealed class LearnerWorker(IEventBus bus, WeightStore store, Learner lear
             await store.PruneAsync(await generators.HeldVersionsAsync(cancellationToken).ConfigureAwait(false), cancellationToken).ConfigureAwait(false);
         if (stateStore is null || stats.Step % options.CheckpointEvery == 0) await CommitAsync(subscription, cancellationToken).ConfigureAwait(false);
         await AnnounceAsync(cancellationToken).ConfigureAwait(false);
-        double? accuracy = options.EvalEvery > 0 && stats.Step % options.EvalEvery == 0 && evaluate is not null ? evaluate() : null;
-        report?.Invoke(new StepReport(stats.Step, Version, clock.Elapsed.TotalSeconds, lag, DroppedStale, Duplicates, accuracy, stats.Metrics, stats.Skipped));
+        double? accuracy = null;
+        if (options.EvalEvery > 0 && stats.Step % options.EvalEvery == 0 && evaluate is not null)
+        {
+            var evaluationClock = Stopwatch.StartNew();
+            accuracy = evaluate();
+            evaluationSeconds += evaluationClock.Elapsed.TotalSeconds;
+        }
+        report?.Invoke(new StepReport(stats.Step, Version, clock.Elapsed.TotalSeconds, lag, DroppedStale, Duplicates, accuracy, stats.Metrics, stats.Skipped,
+            evaluationSeconds));
     }
 
     /// <summary>Makes everything consumed so far durable (a checkpoint, when there is a store), then acknowledges it.</summary>

@@ -107,8 +107,8 @@ public sealed class LearnerSession : IDisposable
         Policy.Dispose();
     }
 
-    /// <summary>Supervised warm start on the task's reference answers.</summary>
-    private static void WarmStart(TransformerModel policy, ITokenizer tokenizer, TaskSource tasks, RunConfig config, Action<string> log, ConsoleProgress? progress,
+    /// <summary>Supervised warm start on the task's reference answers (sft.steps of the configuration; a run's own warm start).</summary>
+    public static void WarmStart(TransformerModel policy, ITokenizer tokenizer, TaskSource tasks, RunConfig config, Action<string> log, ConsoleProgress? progress,
         CancellationToken cancellationToken)
     {
         var eos = tokenizer.EosId is { } e ? new[] { e } : Array.Empty<int>();

@@ -158,31 +158,38 @@ public static class RunReport
             new("kl", LineChart("KL to the reference policy", [MetricSeries(summary, "KL", "kl", "#2ca02c")], maxStep, (0, 0))),
             new("loss", LineChart("loss", [MetricSeries(summary, "loss", "loss", "#8c564b")], maxStep, null)),
             new("lag", LineChart("policy lag of the trained groups (versions)", [new Series("lag", "#9467bd",
-                summary.Steps.Select(s => (s.Step, s.PolicyLagMean)).ToList())], maxStep, (0, 1))),
+                summary.Steps.Select(s => ((double)s.Step, s.PolicyLagMean)).ToList())], maxStep, (0, 1))),
             new("throughput", LineChart("throughput (generated tokens/s)", [MetricSeries(summary, "tokens/s", "tokens_per_second", "#d62728")], maxStep, (0, 0))),
         ];
     }
 
     /// <summary>A line of a chart: its legend name, colour and points (non-finite values are left out).</summary>
-    private sealed record Series(string Name, string Color, IReadOnlyList<(long Step, double Value)> Points, bool Dashed = false);
+    /// <param name="Name">The legend entry.</param>
+    /// <param name="Color">An SVG colour.</param>
+    /// <param name="Points">(x, value) pairs: learner step, seconds, ...</param>
+    /// <param name="Dashed">Draw the line dashed.</param>
+    public sealed record Series(string Name, string Color, IReadOnlyList<(double X, double Value)> Points, bool Dashed = false);
 
     private static long MaxStep(RunSummary summary) => Math.Max(1, summary.Steps.Count == 0 ? 1 : summary.Steps.Max(s => s.Step));
 
     private static Series RewardSeries(RunSummary summary) => MetricSeries(summary, "reward", "reward_mean", "#1f77b4");
 
     private static Series MetricSeries(RunSummary summary, string name, string key, string color) =>
-        new(name, color, summary.Steps.Where(s => s.Metrics.ContainsKey(key)).Select(s => (s.Step, s.Metrics[key])).ToList());
+        new(name, color, summary.Steps.Where(s => s.Metrics.ContainsKey(key)).Select(s => ((double)s.Step, s.Metrics[key])).ToList());
 
     // Before RL at step 0, every evaluation, and the final accuracy at the last step.
     private static Series AccuracySeries(RunSummary summary) =>
-        new("held-out accuracy", "#ff7f0e", summary.Steps.Where(s => s.HeldOutAccuracy is not null).Select(s => (s.Step, s.HeldOutAccuracy!.Value))
-            .Prepend((Step: 0L, Value: summary.InitialAccuracy)).Append((Step: MaxStep(summary), Value: summary.FinalAccuracy)).ToList(), Dashed: true);
+        new("held-out accuracy", "#ff7f0e", summary.Steps.Where(s => s.HeldOutAccuracy is not null).Select(s => ((double)s.Step, s.HeldOutAccuracy!.Value))
+            .Prepend((0, summary.InitialAccuracy)).Append((MaxStep(summary), summary.FinalAccuracy)).ToList(), Dashed: true);
 
     /// <summary>
-    /// An SVG line chart against the learner step. The value axis spans the data, widened to include
-    /// <paramref name="span"/> (e.g. 0..1 for rewards and accuracies; null: the data alone).
+    /// An SVG line chart against the learner step (or another x from 0 to <paramref name="maxX"/>, named by
+    /// <paramref name="xLabel"/>). The value axis spans the data, widened to include <paramref name="span"/> (e.g.
+    /// 0..1 for rewards and accuracies; null: the data alone). <paramref name="standalone"/> gives the SVG a fixed size
+    /// (a file of its own) instead of the page's width.
     /// </summary>
-    private static string LineChart(string title, IReadOnlyList<Series> series, long maxStep, (double Low, double High)? span, bool standalone = false)
+    public static string LineChart(string title, IReadOnlyList<Series> series, double maxX, (double Low, double High)? span, bool standalone = false,
+        string xLabel = "learner step")
     {
         const int width = 720, height = 360, left = 64, right = 20, top = 40, bottom = 50;
         var points = series.Select(s => s with { Points = s.Points.Where(p => double.IsFinite(p.Value)).ToList() }).ToList();
@@ -204,7 +211,7 @@ public static class RunReport
         var tick = NiceStep((high - low) / 4);
         low = Math.Floor(low / tick + 1e-9) * tick;
         high = Math.Ceiling(high / tick - 1e-9) * tick;
-        double X(long step) => left + (width - left - right) * step / (double)maxStep;
+        double X(double x) => left + (width - left - right) * x / maxX;
         double Y(double value) => top + (height - top - bottom) * (1 - (value - low) / (high - low));
 
         var svg = new StringBuilder();
@@ -221,10 +228,10 @@ public static class RunReport
         }
         for (var i = 0; i <= 5; i++)
         {
-            var step = maxStep * i / 5;
-            svg.AppendLine(Invariant, $"<text x=\"{X(step):F1}\" y=\"{height - bottom + 18}\" text-anchor=\"middle\">{step}</text>");
+            var x = Math.Floor(maxX * i / 5);
+            svg.AppendLine(Invariant, $"<text x=\"{X(x):F1}\" y=\"{height - bottom + 18}\" text-anchor=\"middle\">{x}</text>");
         }
-        svg.AppendLine(Invariant, $"<text x=\"{(left + width - right) / 2}\" y=\"{height - 12}\" text-anchor=\"middle\">learner step</text>");
+        svg.AppendLine(Invariant, $"<text x=\"{(left + width - right) / 2}\" y=\"{height - 12}\" text-anchor=\"middle\">{WebUtility.HtmlEncode(xLabel)}</text>");
         if (values.Count == 0)
             svg.AppendLine(Invariant, $"<text x=\"{(left + width - right) / 2}\" y=\"{height / 2}\" text-anchor=\"middle\" fill=\"#888\">no data</text>");
         var legendX = width - right;
@@ -238,12 +245,12 @@ public static class RunReport
         }
         foreach (var line in points)
         {
-            var coordinates = string.Join(" ", line.Points.Select(p => string.Create(Invariant, $"{X(p.Step):F1},{Y(p.Value):F1}")));
+            var coordinates = string.Join(" ", line.Points.Select(p => string.Create(Invariant, $"{X(p.X):F1},{Y(p.Value):F1}")));
             svg.AppendLine(Invariant, $"<polyline data-series=\"{WebUtility.HtmlEncode(line.Name)}\" fill=\"none\" stroke=\"{line.Color}\" stroke-width=\"2\"{(line.Dashed ? " stroke-dasharray=\"4 3\"" : "")} points=\"{coordinates}\"/>");
             // Few points (the evaluations) are marked, each with its value as a tooltip.
             if (line.Points.Count <= 40)
-                foreach (var (step, value) in line.Points)
-                    svg.AppendLine(Invariant, $"<circle cx=\"{X(step):F1}\" cy=\"{Y(value):F1}\" r=\"3.5\" fill=\"{line.Color}\"><title>step {step}: {value.ToString("G4", Invariant)}</title></circle>");
+                foreach (var (x, value) in line.Points)
+                    svg.AppendLine(Invariant, $"<circle cx=\"{X(x):F1}\" cy=\"{Y(value):F1}\" r=\"3.5\" fill=\"{line.Color}\"><title>{WebUtility.HtmlEncode(xLabel)} {x.ToString("G5", Invariant)}: {value.ToString("G4", Invariant)}</title></circle>");
         }
         svg.AppendLine("</svg>");
         return svg.ToString();

@@ -151,8 +151,10 @@ public sealed class LearningTests(SftStartFixture start, ITestOutputHelper outpu
     [Fact]
     public async Task OnlineDpoRaisesHeldOutAccuracy()
     {
+        // With RPO's NLL term on the chosen completion (the run config's default, dpo_sft_weight 1): 25.2% -> 41.2% in
+        // 600 steps (126 s, one run); plain DPO measured +7 to +8 points. The margin is half the measured gain.
         var summary = await RunAsync("dpo", "5e-5", 600);
-        Assert.True(summary.FinalAccuracy >= summary.InitialAccuracy + 0.04, $"DPO: {summary.InitialAccuracy:P1} -> {summary.FinalAccuracy:P1}");
+        Assert.True(summary.FinalAccuracy >= summary.InitialAccuracy + 0.08, $"DPO: {summary.InitialAccuracy:P1} -> {summary.FinalAccuracy:P1}");
     }
 
     [Fact]

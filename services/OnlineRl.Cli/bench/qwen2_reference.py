@@ -82,14 +82,22 @@ class Reference:
         b = self.w.get(name + ".bias") if bias else None
         return torch.nn.functional.linear(x, self.w[name + ".weight"], b)
 
-    def forward(self, ids, cache=None, start=0):
+    def forward(self, ids, cache=None, start=0, positions=None, key_mask=None):
         """ids [B, T]; cache: list of (k, v) per layer or None; returns logits [B, T, V]."""
+        x = self.hidden(ids, cache, start, positions, key_mask)
+        head = self.w.get("lm_head.weight", self.w["model.embed_tokens.weight"])
+        return x @ head.t()
+
+    def hidden(self, ids, cache=None, start=0, positions=None, key_mask=None):
+        """Final normed hidden states [B, T, C]. positions [B, T] (default start .. start+T-1) and key_mask
+        [B, S] (1 for real keys, 0 for left padding; S counts cached keys too) serve left-padded batches."""
         B, T = ids.shape
         x = self.w["model.embed_tokens.weight"][ids]
-        pos = torch.arange(start, start + T).float()
-        freqs = torch.outer(pos, self.inv_freq)
+        if positions is None:
+            positions = torch.arange(start, start + T).expand(B, T)
+        freqs = positions.float()[..., None] * self.inv_freq
         emb = torch.cat((freqs, freqs), dim=-1)
-        cos, sin = emb.cos()[None, None], emb.sin()[None, None]
+        cos, sin = emb.cos()[:, None], emb.sin()[:, None]
         bias = self.c["model_type"] == "qwen2" or self.c.get("attention_bias", False)
         for i in range(self.c["num_hidden_layers"]):
             p = f"model.layers.{i}."
@@ -109,16 +117,17 @@ class Reference:
             v = v.repeat_interleave(rep, dim=1)
             S = k.shape[2]
             scores = q @ k.transpose(2, 3) / math.sqrt(self.d)
-            causal = torch.ones(T, S, dtype=torch.bool).triu(S - T + 1)
-            scores = scores.masked_fill(causal, float("-inf"))
+            blocked = torch.ones(T, S, dtype=torch.bool).triu(S - T + 1)[None, None]
+            if key_mask is not None:
+                blocked = blocked | (key_mask[:, None, None, :] == 0)
+            # The most negative finite value, not -inf: a padding query that sees no key gets a uniform row, not NaN.
+            scores = scores.masked_fill(blocked, torch.finfo(scores.dtype).min)
             attn = scores.softmax(-1) @ v
             x = x + self.lin(attn.transpose(1, 2).reshape(B, T, -1), p + "self_attn.o_proj")
             hs = rms_norm(x, self.w[p + "post_attention_layernorm.weight"], self.eps)
             mlp = self.lin(torch.nn.functional.silu(self.lin(hs, p + "mlp.gate_proj")) * self.lin(hs, p + "mlp.up_proj"), p + "mlp.down_proj")
             x = x + mlp
-        x = rms_norm(x, self.w["model.norm.weight"], self.eps)
-        head = self.w.get("lm_head.weight", self.w["model.embed_tokens.weight"])
-        return x @ head.t()
+        return rms_norm(x, self.w["model.norm.weight"], self.eps)
 
 
 def make(directory, seed):
