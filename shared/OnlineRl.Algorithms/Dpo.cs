@@ -133,23 +133,23 @@ public static class Dpo
         var losses = options.LossType switch
         {
             // −(1 − ε) log σ(βΔ) − ε log σ(−βΔ)   (ε = 0: DPO)
-            DpoLossType.Sigmoid => -(1 - options.LabelSmoothing) * F.logsigmoid(beta * logits)
-                                   - options.LabelSmoothing * F.logsigmoid(-beta * logits),
+            DpoLossType.Sigmoid => F.logsigmoid(logits.Times(beta)).Times(-(1 - options.LabelSmoothing))
+                                   - F.logsigmoid(logits.Times(-beta)).Times(options.LabelSmoothing),
             // (h_π − 1/(2τ))²
-            DpoLossType.Ipo => (logits - 1 / (2 * beta)).square(),
+            DpoLossType.Ipo => logits.Minus(1 / (2 * beta)).Squared(),
             _ => throw new ArgumentOutOfRangeException(nameof(options), options.LossType, null),
         };
         var loss = losses.mean();
 
         // −log π_θ(y_w) / |y_w| per pair, averaged over pairs
-        var nll = (-chosen / chosenMask.to(chosen.dtype).sum(1).clamp(min: 1)).mean();
-        if (options.SftWeight != 0) loss = loss + options.SftWeight * nll;       // + α NLL
+        var nll = (-chosen / chosenMask.to(chosen.dtype).sum(1).clamp_min(HeldScalars.One)).mean();
+        if (options.SftWeight != 0) loss = loss.Plus(nll.Times(options.SftWeight));       // + α NLL
 
         DpoStats stats;
         using (torch.no_grad())
         {
-            var chosenReward = beta * (chosen - refChosen);                       // r̂(y_w) = β (log π_θ − log π_ref)
-            var rejectedReward = beta * (rejected - refRejected);                 // r̂(y_l)
+            var chosenReward = (chosen - refChosen).Times(beta);                       // r̂(y_w) = β (log π_θ − log π_ref)
+            var rejectedReward = (rejected - refRejected).Times(beta);                 // r̂(y_l)
             var values = torch.stack(new[]
             {
                 chosenReward.gt(rejectedReward).to(chosen.dtype).mean(),

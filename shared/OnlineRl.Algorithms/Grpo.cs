@@ -121,7 +121,7 @@ public static class Grpo
 
         var perToken = terms.PerTokenLoss;                                     // −w · min(ρÂ, clip(ρ)Â)
         var kl = refLogProbs is null ? null : Kl.PerToken(logProbs, refLogProbs, options.KlEstimator);
-        if (options.Beta != 0 && kl is not null) perToken = perToken + options.Beta * kl;   // + β·KL_t
+        if (options.Beta != 0 && kl is not null) perToken = perToken.Plus(kl.Times(options.Beta));   // + β·KL_t
 
         var loss = Aggregate(perToken, m, options.Aggregation, options.MaxCompletionLength);
         var stats = Stats(terms, a, m, kl, options.ClipLow, options.ClipHigh);
@@ -156,7 +156,7 @@ public static class Grpo
             // (1/B) Σ_i [ Σ_t m L / Σ_t m ]
             LossAggregation.SequenceMean => Masked.Mean(perTokenLoss, m, dim: 1).mean(),
             // Σ_{i,t} m L / (B · L_max)
-            LossAggregation.SumOverMaxTokens => Masked.Sum(perTokenLoss, m) / (double)(perTokenLoss.size(0) * (maxCompletionLength ?? perTokenLoss.size(1))),
+            LossAggregation.SumOverMaxTokens => Masked.Sum(perTokenLoss, m).DividedBy(perTokenLoss.size(0) * (maxCompletionLength ?? perTokenLoss.size(1))),
             _ => throw new ArgumentOutOfRangeException(nameof(aggregation), aggregation, null),
         };
         return scope.MoveToOuter(loss);
@@ -201,13 +201,16 @@ public static class Grpo
     {
         Shapes.Same(logProbs, prox, "oldLogProbs");
         var ratio = (logProbs - prox).exp();                                   // ρ = exp(log π_θ − log π_prox)
-        var clipped = ratio.clamp(1 - clipLow, 1 + clipHigh);                  // clip(ρ, 1 − ε_low, 1 + ε_high)
+        using var low = (1 - clipLow).ToScalar();
+        using var high = (1 + clipHigh).ToScalar();
+        var clipped = ratio.clamp(low, high);                                  // clip(ρ, 1 − ε_low, 1 + ε_high)
         var surrogate = (ratio * a).minimum(clipped * a);                      // min(ρÂ, clip(ρ)Â)
         if (behaviourLogProbs is null) return new SurrogateTerms(-surrogate, ratio, null);
 
         Shapes.Same(logProbs, behaviourLogProbs, nameof(behaviourLogProbs));
         var weight = (prox - behaviourLogProbs.detach()).exp();                // w = π_prox / π_behav (a constant)
-        var truncated = maxImportanceWeight is { } c ? weight.clamp(max: c) : weight;   // min(w, C)
+        using var cap = (maxImportanceWeight ?? double.PositiveInfinity).ToScalar();
+        var truncated = maxImportanceWeight is null ? weight : weight.clamp_max(cap);   // min(w, C)
         return new SurrogateTerms(-(truncated * surrogate), ratio, weight);
     }
 
@@ -215,8 +218,10 @@ public static class Grpo
     {
         using var noGrad = torch.no_grad();
         var ratio = terms.Ratio;
-        var low = ratio.lt(1 - clipLow).logical_and(a.lt(0.0)).to(m.dtype);
-        var high = ratio.gt(1 + clipHigh).logical_and(a.gt(0.0)).to(m.dtype);
+        using var lowBound = (1 - clipLow).ToScalar();
+        using var highBound = (1 + clipHigh).ToScalar();
+        var low = ratio.lt(lowBound).logical_and(a.lt(HeldScalars.Zero)).to(m.dtype);
+        var high = ratio.gt(highBound).logical_and(a.gt(HeldScalars.Zero)).to(m.dtype);
         var one = torch.ones(Array.Empty<long>(), m.dtype, m.device);
         var w = terms.ImportanceWeight;
         var values = torch.stack(new[]

@@ -43,13 +43,13 @@ public static class Ppo
         var m = mask.to(values.dtype);
         var vOld = oldValues.detach();
         var r = returns.detach();
-        var vClipped = values.clamp(vOld - clipRange, vOld + clipRange);   // clip(V, V_old − ε, V_old + ε)
-        var unclipped = (values - r).square();                              // (V − R)²
-        var clipped = (vClipped - r).square();                              // (V_clip − R)²
-        var loss = 0.5 * Masked.Mean(unclipped.maximum(clipped), m);        // ½ mean max(·, ·)
+        var vClipped = values.clamp(vOld.Minus(clipRange), vOld.Plus(clipRange));   // clip(V, V_old − ε, V_old + ε)
+        var unclipped = (values - r).Squared();                             // (V − R)²
+        var clipped = (vClipped - r).Squared();                             // (V_clip − R)²
+        var loss = Masked.Mean(unclipped.maximum(clipped), m).Times(0.5);      // ½ mean max(·, ·)
         double clipFraction;
         using (torch.no_grad())
-            clipFraction = Masked.Mean(clipped.gt(unclipped).to(m.dtype), m).ToDouble();
+            clipFraction = Masked.Mean(clipped.gt(unclipped).to(m.dtype), m).ItemAsDouble();
         return new ValueLossResult(scope.MoveToOuter(loss), clipFraction);
     }
 
@@ -70,11 +70,11 @@ public static class Ppo
         using var noGrad = torch.no_grad();
         var m = mask.to(logProbs.dtype);
         var kl = Kl.PerToken(logProbs.detach(), refLogProbs, estimator);
-        var rewards = -beta * kl * m;                                             // r_t = −β KL_t
+        var rewards = kl.Times(-beta) * m;                                        // r_t = −β KL_t
         // The last completion token of each row: the largest (t + 1) · m_t, at t = argmax.
-        var positions = torch.arange(1, logProbs.size(1) + 1, 1, m.dtype, m.device);
+        var positions = HeldScalars.Range(1, logProbs.size(1) + 1, m.device).to(m.dtype);
         var last = (m * positions).argmax(1, keepdim: true);                      // [B, 1]
-        var hasTokens = m.sum(1).gt(0.0).to(m.dtype);                             // rows with a completion
+        var hasTokens = m.sum(1).gt(HeldScalars.Zero).to(m.dtype);                             // rows with a completion
         var score = (scores.to(m.dtype) * hasTokens).unsqueeze(1);
         rewards = rewards.scatter_add(1, last, score);                            // r_T += score
         return scope.MoveToOuter(rewards);
@@ -99,11 +99,11 @@ public static class Ppo
         Tensor? entropy = null, Tensor? mask = null, double entropyCoefficient = 0)
     {
         using var scope = torch.NewDisposeScope();
-        var loss = policyLoss + valueCoefficient * valueLoss;                    // L^CLIP + c1 L^VF
+        var loss = policyLoss.Plus(valueLoss.Times(valueCoefficient));                 // L^CLIP + c1 L^VF
         if (entropy is not null && entropyCoefficient != 0)
         {
             if (mask is null) throw new ArgumentNullException(nameof(mask), "the entropy bonus needs the completion mask");
-            loss = loss - entropyCoefficient * Masked.Mean(entropy, mask);      // − c2 S
+            loss = loss - Masked.Mean(entropy, mask).Times(entropyCoefficient);    // − c2 S
         }
         return scope.MoveToOuter(loss);
     }

@@ -172,7 +172,7 @@ public sealed class Learner : IDisposable
         var hidden = model.Hidden(ids, attention);
         var length = ids.size(1);
         var logits = model.Logits(hidden.narrow(1, 0, length - 1)).to(ScalarType.Float32);
-        if (options.Temperature != 1.0) logits = logits / options.Temperature;
+        if (options.Temperature != 1.0) logits = logits.DividedBy(options.Temperature);
         var logProbs = logits.log_softmax(-1).gather(-1, ids.narrow(1, 1, length - 1).unsqueeze(-1)).squeeze(-1);
         return (logProbs, hidden);
     }
@@ -216,7 +216,7 @@ public sealed class Learner : IDisposable
     private bool GrpoStep(RolloutBatch batch, Tensor rewards, Dictionary<string, double> metrics)
     {
         var advantages = Advantages.Grpo(rewards, options.StdNormalize).reshape(-1);
-        var rows = torch.arange(batch.GroupCount * batch.GroupSize, ScalarType.Int64, policy.Device);
+        var rows = HeldScalars.Range(0, batch.GroupCount * batch.GroupSize, policy.Device);
         var groupCount = batch.GroupCount;
         if (options.FilterEqualGroups)
         {
@@ -249,7 +249,7 @@ public sealed class Learner : IDisposable
                     oldLogProbs: proximal?.index_select(0, mb), refLogProbs: referenceLogProbs?.index_select(0, mb),
                     behaviourLogProbs: behaviour.index_select(0, mb));
                 result.Loss.backward();
-                var lossValue = result.Loss.ToDouble();
+                var lossValue = result.Loss.ItemAsDouble();
                 (norm, var made) = ApplyGradients(lossValue);
                 applied |= made;
                 losses.Add(lossValue);
@@ -301,15 +301,15 @@ public sealed class Learner : IDisposable
                 var valueLoss = Ppo.ValueLoss(values, oldValues.index_select(0, mb), returns.index_select(0, mb), m, options.ValueClip);
                 var loss = Ppo.TotalLoss(policyLoss.Loss, valueLoss.Loss, options.ValueCoefficient);
                 loss.backward();
-                (norm, var made) = ApplyGradients(loss.ToDouble());
+                (norm, var made) = ApplyGradients(loss.ItemAsDouble());
                 applied |= made;
-                losses.Add(policyLoss.Loss.ToDouble());
-                valueLosses.Add(valueLoss.Loss.ToDouble());
+                losses.Add(policyLoss.Loss.ItemAsDouble());
+                valueLosses.Add(valueLoss.Loss.ItemAsDouble());
                 last = policyLoss.Stats;
             }
         }
         using (torch.no_grad())
-            metrics["kl"] = Masked.Mean(oldLogProbs - referenceLogProbs, mask).ToDouble();
+            metrics["kl"] = Masked.Mean(oldLogProbs - referenceLogProbs, mask).ItemAsDouble();
         metrics["loss"] = losses.Average();
         metrics["value_loss"] = valueLosses.Average();
         metrics["grad_norm"] = norm;
@@ -343,7 +343,7 @@ public sealed class Learner : IDisposable
             var result = Dpo.Loss(logProbs.narrow(0, 0, n), mask.narrow(0, 0, n), logProbs.narrow(0, n, n), mask.narrow(0, n, n),
                 referenceLogProbs?.narrow(0, 0, n), referenceLogProbs?.narrow(0, n, n), options.Dpo);
             result.Loss.backward();
-            var lossValue = result.Loss.ToDouble();
+            var lossValue = result.Loss.ItemAsDouble();
             (norm, var made) = ApplyGradients(lossValue);
             applied |= made;
             losses.Add(lossValue);
