@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using System.Text.Json.Serialization;
+using OnlineRl.Algorithms;
 using YamlDotNet.RepresentationModel;
 
 namespace OnlineRl.Pipeline;
@@ -87,8 +88,8 @@ public sealed record SamplingSection
 /// <summary>The learning algorithm and its hyper-parameters.</summary>
 public sealed record AlgorithmSection
 {
-    /// <summary>"grpo", "ppo" or "dpo" (online DPO).</summary>
-    public string Name { get; init; } = "grpo";
+    /// <summary>grpo, ppo or dpo (online DPO); see <see cref="ConfigNames.Algorithm"/>.</summary>
+    public AlgorithmKind Name { get; init; } = AlgorithmKind.Grpo;
     /// <summary>
     /// Peak learning rate. 1e-4 suits GRPO and PPO on the addition task's small model; 3e-4 collapses it (each
     /// fresh Adam step moves every weight by about the rate, too far for noisy policy gradients); online DPO
@@ -109,12 +110,12 @@ public sealed record AlgorithmSection
     public double ClipLow { get; init; } = 0.2;
     /// <summary>Upper clip range of the ratio (DAPO's clip-higher when above ClipLow).</summary>
     public double ClipHigh { get; init; } = 0.2;
-    /// <summary>KL estimator to the reference policy: "k1", "k2", "k3" or "none".</summary>
-    public string KlEstimator { get; init; } = "k3";
+    /// <summary>KL estimator to the reference policy: k1, k2, k3 or none.</summary>
+    public KlEstimator KlEstimator { get; init; } = KlEstimator.K3;
     /// <summary>KL coefficient.</summary>
     public double KlBeta { get; init; } = 0.02;
-    /// <summary>"token" (DAPO), "sequence" (GRPO) or "constant" (Dr. GRPO).</summary>
-    public string LossAggregation { get; init; } = "token";
+    /// <summary>token (DAPO), sequence (GRPO) or constant (Dr. GRPO).</summary>
+    public LossAggregation LossAggregation { get; init; } = LossAggregation.TokenMean;
     /// <summary>Divide group advantages by the group's std (GRPO) or not (Dr. GRPO).</summary>
     public bool StdNormalize { get; init; } = true;
     /// <summary>Drop groups whose rewards are all equal (DAPO dynamic sampling).</summary>
@@ -125,8 +126,8 @@ public sealed record AlgorithmSection
     public double DpoBeta { get; init; } = 0.1;
     /// <summary>DPO label smoothing (conservative DPO).</summary>
     public double DpoLabelSmoothing { get; init; }
-    /// <summary>"sigmoid" (DPO) or "ipo".</summary>
-    public string DpoLoss { get; init; } = "sigmoid";
+    /// <summary>sigmoid (DPO) or ipo.</summary>
+    public DpoLossType DpoLoss { get; init; } = DpoLossType.Sigmoid;
     /// <summary>DPO without a reference model.</summary>
     public bool DpoReferenceFree { get; init; }
     /// <summary>
@@ -245,6 +246,7 @@ public sealed record RunConfig
         PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
         UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow,
         WriteIndented = true,
+        Converters = { ConfigNames.Algorithm, ConfigNames.KlEstimator, ConfigNames.LossAggregation, ConfigNames.DpoLoss },
     };
 
     /// <summary>
@@ -445,7 +447,6 @@ public sealed record RunConfig
         Require(Sampling.TopK >= 0, "sampling.top_k", "must be >= 0 (0: off)");
         Require(Sampling.TopP is > 0 and <= 1, "sampling.top_p", "must be in (0, 1]");
         Require(Sampling.MaxNewTokens > 0, "sampling.max_new_tokens", "must be positive");
-        Require(Algorithm.Name is "grpo" or "ppo" or "dpo", "algorithm.name", $"'{Algorithm.Name}' is not grpo, ppo or dpo");
         Require(Positive(Algorithm.LearningRate), "algorithm.learning_rate", "must be a positive number");
         Require(Algorithm.WarmupSteps >= 0, "algorithm.warmup_steps", "must be >= 0");
         Require(Algorithm.MaxGradNorm >= 0 && double.IsFinite(Algorithm.MaxGradNorm), "algorithm.max_grad_norm", "must be a number >= 0 (0: no clipping)");
@@ -454,12 +455,9 @@ public sealed record RunConfig
         Require(Algorithm.Minibatches > 0 && Algorithm.Minibatches <= Algorithm.PromptsPerStep, "algorithm.minibatches", "must be in 1..prompts_per_step");
         Require(Algorithm.ClipLow is > 0 and < 1, "algorithm.clip_low", "must be in (0, 1)");
         Require(Positive(Algorithm.ClipHigh), "algorithm.clip_high", "must be a positive number");
-        Require(Algorithm.KlEstimator is "k1" or "k2" or "k3" or "none", "algorithm.kl_estimator", $"'{Algorithm.KlEstimator}' is not k1, k2, k3 or none");
         Require(Algorithm.KlBeta >= 0 && double.IsFinite(Algorithm.KlBeta), "algorithm.kl_beta", "must be a number >= 0");
         Require(Algorithm.MaxImportanceWeight >= 1 && double.IsFinite(Algorithm.MaxImportanceWeight), "algorithm.max_importance_weight",
             "must be a number >= 1 (weights are truncated to it)");
-        Require(Algorithm.LossAggregation is "token" or "sequence" or "constant", "algorithm.loss_aggregation", $"'{Algorithm.LossAggregation}' is not token, sequence or constant");
-        Require(Algorithm.DpoLoss is "sigmoid" or "ipo", "algorithm.dpo_loss", $"'{Algorithm.DpoLoss}' is not sigmoid or ipo");
         Require(Positive(Algorithm.DpoBeta), "algorithm.dpo_beta", "must be a positive number");
         Require(Algorithm.DpoSftWeight >= 0 && double.IsFinite(Algorithm.DpoSftWeight), "algorithm.dpo_sft_weight", "must be a number >= 0");
         Require(Algorithm.DpoLabelSmoothing is >= 0 and < 0.5, "algorithm.dpo_label_smoothing", "must be in [0, 0.5)");
