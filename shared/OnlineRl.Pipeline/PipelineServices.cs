@@ -1,5 +1,6 @@
 using OnlineRl.Algorithms;
 using OnlineRl.Messaging;
+using OnlineRl.Rewards;
 using OnlineRl.Model;
 using OnlineRl.Tokenizers;
 using TorchSharp;
