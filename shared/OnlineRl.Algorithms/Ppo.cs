@@ -6,26 +6,73 @@ namespace OnlineRl.Algorithms;
 /// <param name="ClipFraction">Completion tokens where the clipped squared error exceeds the unclipped one.</param>
 public sealed record ValueLossResult(Tensor Loss, double ClipFraction);
 
+/// <summary>Settings of PPO (the update and its defaults for the losses below).</summary>
+public sealed record PpoOptions
+{
+    /// <summary>ε: the ratio is clipped to [1 − ε, 1 + ε] (PPO has one clip range).</summary>
+    public double ClipRange { get; init; } = 0.2;
+
+    /// <summary>C of truncated importance sampling for stale samples (see <see cref="ClippedSurrogate"/>); null leaves it untruncated.</summary>
+    public double? MaxImportanceWeight { get; init; } = 2.0;
+
+    /// <summary>β of the per-token KL penalty in the rewards, −β·KL_t (k1); 0 turns it off.</summary>
+    public double KlBeta { get; init; } = 0.02;
+
+    /// <summary>γ, the discount of GAE.</summary>
+    public double Gamma { get; init; } = 1.0;
+
+    /// <summary>λ of GAE.</summary>
+    public double Lambda { get; init; } = 0.95;
+
+    /// <summary>ε of the clipped value loss.</summary>
+    public double ValueClip { get; init; } = 0.2;
+
+    /// <summary>c1, the weight of the value loss in the total loss.</summary>
+    public double ValueCoefficient { get; init; } = 0.5;
+}
+
 /// <summary>
 /// PPO for language models, token-level (Schulman et al. 2017, "Proximal Policy Optimization Algorithms";
 /// per-token KL-penalised rewards from Ziegler et al. 2019, "Fine-Tuning Language Models from Human
-/// Preferences", and Ouyang et al. 2022, InstructGPT, eq. 2). The policy loss is GRPO's clipped surrogate
-/// (<see cref="Grpo.Loss"/>) with one clip range and per-token GAE advantages (<see cref="Advantages.Gae"/>).
+/// Preferences", and Ouyang et al. 2022, InstructGPT, eq. 2). The policy loss is the clipped surrogate
+/// (<see cref="ClippedSurrogate"/>) with one clip range and per-token GAE advantages (<see cref="Advantages.Gae"/>).
 /// PPO paper eq. 9 maximises L^CLIP − c1 L^VF + c2 S; <see cref="TotalLoss"/> minimises its negative.
+///
+/// One update (<see cref="Prepare"/>): with the pre-update policy, log π_old and V_old (no gradients) and log π_ref;
+/// per-token rewards r_t = −β KL_t plus the score at the last token; GAE gives Â_t and the returns R_t; Â is
+/// whitened; each minibatch then minimises L^CLIP + c1 L^VF.
 /// </summary>
-public static class Ppo
+/// <param name="options">Clip ranges, KL penalty, GAE and value-loss settings.</param>
+public sealed class Ppo(PpoOptions options) : IAlgorithm
 {
+    /// <summary>The settings.</summary>
+    public PpoOptions Options { get; } = options;
+
+    /// <inheritdoc />
+    public bool NeedsReference => Options.KlBeta != 0;
+
+    /// <inheritdoc />
+    public bool NeedsValueHead => true;
+
     /// <summary>
     /// L^CLIP (PPO eq. 7) as a loss: the token mean of −min(ρ_t Â_t, clip(ρ_t, 1 − ε, 1 + ε) Â_t),
-    /// ρ_t = exp(log π_θ − log π_old). This is <see cref="Grpo.Loss"/> with ε_low = ε_high = ε and no KL term
-    /// (the KL penalty is in the rewards). Behaviour log-probs enable the decoupled off-policy correction.
+    /// ρ_t = exp(log π_θ − log π_old), with no KL term (the KL penalty is in the rewards). Behaviour log-probs
+    /// enable the decoupled off-policy correction (<see cref="ClippedSurrogate"/>).
     /// </summary>
     public static PolicyLossResult PolicyLoss(Tensor logProbs, Tensor oldLogProbs, Tensor advantages, Tensor mask,
         double clipRange = 0.2, LossAggregation aggregation = LossAggregation.TokenMean,
-        Tensor? behaviourLogProbs = null, double? maxImportanceWeight = 2.0) =>
-        Grpo.Loss(logProbs, advantages, mask,
-            new GrpoOptions { ClipLow = clipRange, ClipHigh = clipRange, Aggregation = aggregation, Beta = 0, MaxImportanceWeight = maxImportanceWeight },
-            oldLogProbs: oldLogProbs, behaviourLogProbs: behaviourLogProbs);
+        Tensor? behaviourLogProbs = null, double? maxImportanceWeight = 2.0)
+    {
+        Shapes.Rank(logProbs, 2, nameof(logProbs));
+        Shapes.Same(logProbs, mask, nameof(mask));
+        using var scope = torch.NewDisposeScope();
+        var m = mask.to(logProbs.dtype);
+        var a = Shapes.PerToken(advantages, logProbs, nameof(advantages)).detach();
+        var terms = ClippedSurrogate.PerToken(logProbs, oldLogProbs.detach(), a, clipRange, clipRange, behaviourLogProbs, maxImportanceWeight);
+        var loss = ClippedSurrogate.Aggregate(terms.PerTokenLoss, m, aggregation);   // −w · min(ρÂ, clip(ρ)Â), reduced
+        var stats = ClippedSurrogate.Stats(terms, a, m, kl: null, clipRange, clipRange);
+        return new PolicyLossResult(scope.MoveToOuter(loss), stats);
+    }
 
     /// <summary>
     /// Clipped value loss (PPO2's baselines implementation, as in TRL and CleanRL):
@@ -106,5 +153,44 @@ public static class Ppo
             loss = loss - Masked.Mean(entropy, mask).Times(entropyCoefficient);    // − c2 S
         }
         return scope.MoveToOuter(loss);
+    }
+
+    /// <inheritdoc />
+    public IAlgorithmUpdate? Prepare(Rollouts batch, IPolicyModels models, IDictionary<string, double> metrics)
+    {
+        var mask = batch.CompletionMask;
+        Tensor oldLogProbs, oldValues, referenceLogProbs;
+        using (torch.no_grad())
+        {
+            (oldLogProbs, var values) = models.Policy(batch.Ids, batch.AttentionMask, withValues: true);   // log π_old, V_old
+            oldValues = values!;
+            referenceLogProbs = models.Reference(batch.Ids, batch.AttentionMask) ?? oldLogProbs;          // no reference: KL 0
+            metrics["kl"] = Masked.Mean(oldLogProbs - referenceLogProbs, mask).ItemAsDouble();
+        }
+        var tokenRewards = KlPenalizedRewards(batch.Rewards.reshape(-1), oldLogProbs, referenceLogProbs, mask, Options.KlBeta);
+        var (advantages, returns) = Advantages.Gae(tokenRewards, oldValues, mask, Options.Gamma, Options.Lambda);
+        advantages = Advantages.Whiten(advantages, mask);
+        return new Update(this, batch, oldLogProbs, oldValues, advantages, returns);
+    }
+
+    private sealed record Update(Ppo Algorithm, Rollouts Batch, Tensor OldLogProbs, Tensor OldValues, Tensor Advantages, Tensor Returns)
+        : IAlgorithmUpdate
+    {
+        public int? MinibatchGroups => Batch.GroupCount;
+
+        public MinibatchLoss Loss(Tensor? rows, IPolicyModels models)
+        {
+            Tensor Rows(Tensor t) => rows is null ? t : t.index_select(0, rows);
+            var options = Algorithm.Options;
+            var (logProbs, values) = models.Policy(Rows(Batch.Ids), Rows(Batch.AttentionMask), withValues: true);
+            var m = Rows(Batch.CompletionMask);
+            var policyLoss = PolicyLoss(logProbs, Rows(OldLogProbs), Rows(Advantages), m, options.ClipRange,
+                behaviourLogProbs: Rows(Batch.BehaviourLogProbs), maxImportanceWeight: options.MaxImportanceWeight);
+            var valueLoss = ValueLoss(values!, Rows(OldValues), Rows(Returns), m, options.ValueClip);
+            var loss = TotalLoss(policyLoss.Loss, valueLoss.Loss, options.ValueCoefficient);      // L^CLIP + c1 L^VF
+            var s = policyLoss.Stats;
+            return new MinibatchLoss(loss, [("loss", policyLoss.Loss.ItemAsDouble()), ("value_loss", valueLoss.Loss.ItemAsDouble())],
+                [("clip_fraction", s.ClipFractionLow + s.ClipFractionHigh), ("ratio_mean", s.RatioMean)]);
+        }
     }
 }
