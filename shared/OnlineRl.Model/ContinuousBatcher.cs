@@ -27,26 +27,24 @@ public sealed class ContinuousBatcher : IDisposable
     private long nextId;
 
     /// <summary>
-    /// An engine for <paramref name="model"/> with up to <paramref name="maxRows"/> completions decoding at once and prompts
-    /// of up to <paramref name="maxPromptTokens"/> tokens; <paramref name="options"/> applies to every prompt
-    /// (<see cref="SamplingOptions.Seed"/> is unused: each prompt brings its own).
+    /// An engine for <paramref name="model"/> with up to <paramref name="maxRows"/> completions decoding at once; its
+    /// cache starts with room for prompts of <paramref name="promptTokens"/> tokens and grows when a longer one is added
+    /// (up to the model's positions). <paramref name="options"/> applies to every prompt (<see cref="SamplingOptions.Seed"/>
+    /// is unused: each prompt brings its own).
     /// </summary>
-    public ContinuousBatcher(TransformerModel model, SamplingOptions options, int maxRows, int maxPromptTokens)
+    public ContinuousBatcher(TransformerModel model, SamplingOptions options, int maxRows, int promptTokens)
     {
         this.model = model;
         this.options = options.Validate();
         if (maxRows < 1) throw new ArgumentOutOfRangeException(nameof(maxRows), "at least one row is needed");
-        if (maxPromptTokens < 1) throw new ArgumentOutOfRangeException(nameof(maxPromptTokens), "prompts have at least one token");
-        if (maxPromptTokens + options.MaxNewTokens > model.Config.MaxPositionEmbeddings)
-            throw new ArgumentException($"prompts ({maxPromptTokens}) + MaxNewTokens ({options.MaxNewTokens}) exceed the model's {model.Config.MaxPositionEmbeddings} positions");
-        MaxPromptTokens = maxPromptTokens;
-        cache = new SlotKvCache(model.Config, maxRows, maxPromptTokens + options.MaxNewTokens, model.DType, model.Device);
+        if (promptTokens < 1) throw new ArgumentOutOfRangeException(nameof(promptTokens), "prompts have at least one token");
+        cache = new SlotKvCache(model.Config, maxRows, CapacityFor(promptTokens), model.DType, model.Device);
         stops = options.StopTokenIds.ToHashSet();
         logits = torch.zeros(new long[] { maxRows, model.Config.VocabSize }, ScalarType.Float32, model.Device).DetachFromDisposeScope();
     }
 
-    /// <summary>The longest prompt accepted.</summary>
-    public int MaxPromptTokens { get; }
+    /// <summary>The longest prompt the model's positions leave room for.</summary>
+    public int MaxPromptTokens => model.Config.MaxPositionEmbeddings - options.MaxNewTokens;
 
     /// <summary>Completions decoding now.</summary>
     public int RunningRows => rows.Count;
@@ -64,8 +62,11 @@ public sealed class ContinuousBatcher : IDisposable
     public long Add(int[] prompt, long seed)
     {
         if (prompt.Length == 0) throw new ArgumentException("a prompt needs at least one token", nameof(prompt));
-        if (prompt.Length > MaxPromptTokens) throw new ArgumentException($"prompt of {prompt.Length} tokens exceeds the engine's {MaxPromptTokens}", nameof(prompt));
+        if (prompt.Length > MaxPromptTokens)
+            throw new ArgumentException($"prompt ({prompt.Length}) + MaxNewTokens ({options.MaxNewTokens}) exceeds the model's {model.Config.MaxPositionEmbeddings} positions", nameof(prompt));
         if (prompt.Any(t => t < 0 || t >= model.Config.VocabSize)) throw new ArgumentException("prompt token ids outside the vocabulary", nameof(prompt));
+        // Grown at least twofold, so that prompts growing one token at a time do not reallocate the cache every time.
+        if (CapacityFor(prompt.Length) > cache.Capacity) cache.Grow(Math.Max(CapacityFor(prompt.Length), Math.Min(2 * cache.Capacity, model.Config.MaxPositionEmbeddings)));
         var group = new Group(nextId++, prompt, seed, new Completion?[options.CompletionsPerPrompt]);
         waiting.Enqueue(group);
         OpenGroups++;
@@ -143,6 +144,8 @@ public sealed class ContinuousBatcher : IDisposable
         while (OpenGroups > 0) all.AddRange(Step());
         return all;
     }
+
+    private long CapacityFor(int promptTokens) => Math.Min(promptTokens, MaxPromptTokens) + options.MaxNewTokens;
 
     /// <summary>
     /// The seed of completion <paramref name="completion"/>'s stream for a prompt added with <paramref name="seed"/>
@@ -272,7 +275,30 @@ public sealed class SlotKvCache : IKvCache, IDisposable
     public int Rows { get; }
 
     /// <summary>Positions per slot.</summary>
-    public long Capacity { get; }
+    public long Capacity { get; private set; }
+
+    /// <summary>Reallocates every slot with room for <paramref name="capacity"/> positions, keeping what they hold.</summary>
+    public void Grow(long capacity)
+    {
+        if (capacity <= Capacity) return;
+        using var scope = torch.NewDisposeScope();
+        for (var i = 0; i < keys.Length; i++)
+        {
+            keys[i] = Widen(keys[i], capacity);
+            values[i] = Widen(values[i], capacity);
+        }
+        Capacity = capacity;
+    }
+
+    private Tensor Widen(Tensor old, long capacity)
+    {
+        var shape = old.shape;
+        shape[2] = capacity;
+        var wider = torch.zeros(shape, old.dtype, old.device).DetachFromDisposeScope();
+        wider.narrow(2, 0, Capacity).copy_(old);
+        old.Dispose();
+        return wider;
+    }
 
     /// <summary>Positions filled in slot <paramref name="slot"/>.</summary>
     public long Length(int slot) => lengths[slot];

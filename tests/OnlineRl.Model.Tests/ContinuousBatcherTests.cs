@@ -22,9 +22,16 @@ public class ContinuousBatcherTests
         var expected = Prompts.Select(p => Sampler.Generate(model, new[] { p }, options)).ToList();
         Assert.True(expected.SelectMany(g => g).Select(c => c.TokenIds.Length).Distinct().Count() >= 3, "the completions should end at different steps");
 
-        using var engine = new ContinuousBatcher(model, options, maxRows: 3, maxPromptTokens: 9);
-        var ids = Prompts.Select(p => engine.Add(p, seed: 0)).ToList();
-        var finished = engine.RunToEnd().ToDictionary(g => g.Id);
+        // Prompts arrive while others decode, and longer ones make the cache grow under running rows.
+        using var engine = new ContinuousBatcher(model, options, maxRows: 3, promptTokens: 2);
+        var ids = new List<long>();
+        var finished = new Dictionary<long, FinishedGroup>();
+        foreach (var prompt in Prompts)
+        {
+            ids.Add(engine.Add(prompt, seed: 0));
+            foreach (var group in engine.Step()) finished.Add(group.Id, group);
+        }
+        foreach (var group in engine.RunToEnd()) finished.Add(group.Id, group);
         Assert.Equal(0, engine.RunningRows);
         for (var i = 0; i < Prompts.Length; i++)
         {
@@ -46,7 +53,7 @@ public class ContinuousBatcherTests
         var options = new SamplingOptions { CompletionsPerPrompt = 3, MaxNewTokens = 16, Temperature = 0.8, TopP = 0.95, StopTokenIds = new[] { 5, 17, 40 } };
         IReadOnlyList<FinishedGroup> Run(int rows)
         {
-            using var engine = new ContinuousBatcher(model, options, rows, maxPromptTokens: 9);
+            using var engine = new ContinuousBatcher(model, options, rows, promptTokens: 9);
             for (var i = 0; i < Prompts.Length; i++) engine.Add(Prompts[i], seed: 1000 + i);
             var groups = new List<FinishedGroup>();
             var steps = 0;
@@ -84,7 +91,7 @@ public class ContinuousBatcherTests
         var prompt = new[] { 8, 9, 10 };
         const int groups = 40, group = 50;
         var options = new SamplingOptions { CompletionsPerPrompt = group, MaxNewTokens = 1, Temperature = 1.0 };
-        using var engine = new ContinuousBatcher(model, options, maxRows: 64, maxPromptTokens: prompt.Length);
+        using var engine = new ContinuousBatcher(model, options, maxRows: 64, promptTokens: prompt.Length);
         for (var i = 0; i < groups; i++) engine.Add(prompt, seed: i);
         var firsts = engine.RunToEnd().SelectMany(g => g.Completions).Select(c => c.TokenIds[0]).ToList();
         Assert.Equal(groups * group, firsts.Count);
@@ -109,8 +116,8 @@ public class ContinuousBatcherTests
     public void BadPromptsAreRefusedNamingTheProblem()
     {
         using var model = Models.Random(1);
-        using var engine = new ContinuousBatcher(model, new SamplingOptions { MaxNewTokens = 4 }, maxRows: 2, maxPromptTokens: 4);
-        Assert.Contains("exceeds", Assert.Throws<ArgumentException>(() => engine.Add(new[] { 1, 2, 3, 4, 5 }, 0)).Message);
+        using var engine = new ContinuousBatcher(model, new SamplingOptions { MaxNewTokens = 4 }, maxRows: 2, promptTokens: 4);
+        Assert.Contains("exceeds the model's 128 positions", Assert.Throws<ArgumentException>(() => engine.Add(new int[125], 0)).Message);
         Assert.Contains("vocabulary", Assert.Throws<ArgumentException>(() => engine.Add(new[] { 1, 97 }, 0)).Message);
         Assert.Throws<ArgumentException>(() => engine.Add(Array.Empty<int>(), 0));
         Assert.Equal(0, engine.OpenGroups);
