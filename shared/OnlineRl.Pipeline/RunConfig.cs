@@ -82,6 +82,14 @@ public sealed record SamplingSection
     public double TopP { get; init; } = 1.0;
     /// <summary>Most new tokens per completion.</summary>
     public int MaxNewTokens { get; init; } = 6;
+    /// <summary>
+    /// "continuous": one running decode batch whose rows join and leave per token (a completion that ends frees its row
+    /// for a waiting one); "static": batches of prompts padded to their longest completion.
+    /// </summary>
+    public string Batching { get; init; } = ContinuousBatching;
+
+    /// <summary>The value of <see cref="Batching"/> that batches continuously.</summary>
+    public const string ContinuousBatching = "continuous";
 }
 
 /// <summary>The learning algorithm and its hyper-parameters.</summary>
@@ -445,6 +453,7 @@ public sealed record RunConfig
         Require(Sampling.TopK >= 0, "sampling.top_k", "must be >= 0 (0: off)");
         Require(Sampling.TopP is > 0 and <= 1, "sampling.top_p", "must be in (0, 1]");
         Require(Sampling.MaxNewTokens > 0, "sampling.max_new_tokens", "must be positive");
+        Require(Sampling.Batching is SamplingSection.ContinuousBatching or "static", "sampling.batching", $"'{Sampling.Batching}' is not continuous or static");
         Require(Algorithm.Name is "grpo" or "ppo" or "dpo", "algorithm.name", $"'{Algorithm.Name}' is not grpo, ppo or dpo");
         Require(Positive(Algorithm.LearningRate), "algorithm.learning_rate", "must be a positive number");
         Require(Algorithm.WarmupSteps >= 0, "algorithm.warmup_steps", "must be >= 0");
