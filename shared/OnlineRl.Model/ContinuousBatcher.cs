@@ -261,14 +261,7 @@ public sealed class SlotKvCache : IKvCache, IDisposable
         Rows = rows;
         Capacity = capacity;
         lengths = new long[rows];
-        keys = new Tensor[config.NumLayers];
-        values = new Tensor[config.NumLayers];
-        var shape = new[] { rows, config.NumKvHeads, capacity, config.HeadDim };
-        for (var i = 0; i < config.NumLayers; i++)
-        {
-            keys[i] = torch.zeros(shape, dtype, device).DetachFromDisposeScope();
-            values[i] = torch.zeros(shape, dtype, device).DetachFromDisposeScope();
-        }
+        (keys, values) = KvCache.Allocate(config, rows, capacity, dtype, device);
     }
 
     /// <summary>Slots in all.</summary>

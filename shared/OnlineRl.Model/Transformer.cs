@@ -439,14 +439,21 @@ public sealed class KvCache : IKvCache, IDisposable
     public KvCache(ModelConfig config, long batch, long capacity, ScalarType dtype, Device device)
     {
         Capacity = capacity;
-        keys = new Tensor[config.NumLayers];
-        values = new Tensor[config.NumLayers];
+        (keys, values) = Allocate(config, batch, capacity, dtype, device);
+    }
+
+    /// <summary>Zeroed keys and values [batch, K, capacity, D] for every layer, owned by the caller (outside any dispose scope).</summary>
+    internal static (Tensor[] keys, Tensor[] values) Allocate(ModelConfig config, long batch, long capacity, ScalarType dtype, Device device)
+    {
+        var keys = new Tensor[config.NumLayers];
+        var values = new Tensor[config.NumLayers];
         var shape = new[] { batch, config.NumKvHeads, capacity, config.HeadDim };
         for (var i = 0; i < config.NumLayers; i++)
         {
             keys[i] = torch.zeros(shape, dtype, device).DetachFromDisposeScope();
             values[i] = torch.zeros(shape, dtype, device).DetachFromDisposeScope();
         }
+        return (keys, values);
     }
 
     /// <summary>Positions filled so far.</summary>
