@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
+using OnlineRl.Model;
 using OnlineRl.Pipeline;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -230,8 +231,8 @@ internal static class BenchCommand
             var ma = Keep(torch.rand(new long[] { plan.MatmulN, plan.MatmulN }));
             var mb = Keep(torch.rand(new long[] { plan.MatmulN, plan.MatmulN }));
 
-            loops["add_1"] = count => { for (var i = 0; i < count; i++) { using var r = a1 + b1; } };
-            loops["add_16"] = count => { for (var i = 0; i < count; i++) { using var r = a16 + b16; } };
+            loops["add_1"] = count => { for (var i = 0; i < count; i++) { using var r = a1.Plus(b1); } };
+            loops["add_16"] = count => { for (var i = 0; i < count; i++) { using var r = a16.Plus(b16); } };
             loops["matmul_8"] = count => { for (var i = 0; i < count; i++) { using var r = x8.matmul(w8); } };
             loops["sum_16"] = count => { for (var i = 0; i < count; i++) { using var r = a16.sum(); } };
             loops["add_1_scope"] = count =>
@@ -239,14 +240,14 @@ internal static class BenchCommand
                 for (var i = 0; i < count; i++)
                 {
                     using var scope = torch.NewDisposeScope();
-                    _ = a1 + b1;
+                    _ = a1.Plus(b1);
                 }
             };
             loops["dim_1"] = count => { var d = 0L; for (var i = 0; i < count; i++) d += a1.dim(); GC.KeepAlive(d); };
             var accumulator = Keep(torch.zeros(new long[] { 1 }));
-            loops["add_1_inplace"] = count => { for (var i = 0; i < count; i++) accumulator.add_(b1); };
-            loops["add_1_undisposed"] = count => { for (var i = 0; i < count; i++) _ = a1 + b1; };
-            loops["add_inplace"] = count => { for (var i = 0; i < count; i++) bigA.add_(bigB); };
+            loops["add_1_inplace"] = count => { for (var i = 0; i < count; i++) accumulator.add_(b1, HeldScalars.One); };
+            loops["add_1_undisposed"] = count => { for (var i = 0; i < count; i++) _ = a1.Plus(b1); };
+            loops["add_inplace"] = count => { for (var i = 0; i < count; i++) bigA.add_(bigB, HeldScalars.One); };
             loops["matmul_big"] = count => { for (var i = 0; i < count; i++) { using var r = ma.matmul(mb); } };
 
             var p = plan.Mlp;
@@ -264,7 +265,7 @@ internal static class BenchCommand
                     var loss = torch.nn.functional.cross_entropy(model.forward(inputs), targets);
                     loss.backward();
                     optimizer.step();
-                    if (i == count - 1) lastLoss = loss.ToDouble();
+                    if (i == count - 1) lastLoss = loss.ItemAsDouble();
                 }
                 if (!double.IsFinite(lastLoss)) throw new InvalidOperationException($"MLP benchmark produced a non-finite loss ({lastLoss})");
             };

@@ -133,7 +133,7 @@ internal static class CompareReferenceCommand
         var settings = new JsonObject
         {
             ["checkpoint"] = Path.GetFullPath(start), ["heldout"] = Path.GetFullPath(heldOut), ["csv"] = Path.GetFullPath(csv),
-            ["algorithm"] = a.Name, ["steps"] = config.Train.Steps, ["seconds"] = minutes * 60,
+            ["algorithm"] = ConfigNames.Algorithm.Of(a.Name), ["steps"] = config.Train.Steps, ["seconds"] = minutes * 60,
             ["learning_rate"] = a.LearningRate, ["warmup_steps"] = a.WarmupSteps, ["prompts_per_step"] = a.PromptsPerStep,
             ["group_size"] = config.Sampling.GroupSize, ["temperature"] = config.Sampling.Temperature,
             ["max_new_tokens"] = config.Sampling.MaxNewTokens, ["max_digits"] = config.Task.MaxDigits,

@@ -47,7 +47,7 @@ internal static class LearnerBench
         var directory = Path.Combine(Path.GetTempPath(), $"onlinerl-bench-learner-{Environment.ProcessId}");
         try
         {
-            var options = InProcessRun.LearnerOptionsFrom(config);
+            var options = PipelineServices.LearnerOptions(config);
             var tokenizer = PolicySetup.Tokenizer(config);
             torch.manual_seed(0);
             using var policy = PolicySetup.Create(config, tokenizer, ModelHeads.None, CPU);

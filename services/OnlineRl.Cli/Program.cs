@@ -70,6 +70,12 @@ if (args.Length == 0 || args[0] is "-h" or "--help" or "help")
     return args.Length == 0 ? 2 : 0;
 }
 
+if (args.Skip(1).Any(a => a is "-h" or "--help"))
+{
+    Console.WriteLine(CommandHelp.For(Usage, args[0]));
+    return 0;
+}
+
 try
 {
     var options = new Options(args.Skip(1));

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using OnlineRl.Model;
 using TorchSharp;
 using static TorchSharp.torch;
 using OnlineRl.Training;
@@ -41,7 +42,7 @@ internal static class SmokeCommand
         using var model = new Mlp(64);
         using var optimizer = new ScheduledAdamW(model.parameters(), new WarmupCosineSchedule(lr, WarmupSteps: Math.Max(1, steps / 20), TotalSteps: steps), weightDecay: 0);
         using var x = torch.linspace(-1, 1, 256).unsqueeze(1);
-        using var y = (x * 3.0).sin() * x;
+        using var y = x.Times(3.0).sin() * x;
 
         var clock = Stopwatch.StartNew();
         double firstLoss = double.NaN, loss = double.NaN;
@@ -53,7 +54,7 @@ internal static class SmokeCommand
             var lossTensor = torch.nn.functional.mse_loss(model.forward(x), y);
             lossTensor.backward();
             optimizer.Step();
-            loss = lossTensor.ToDouble();
+            loss = lossTensor.ItemAsDouble();
             if (step == 0) firstLoss = loss;
             if (step % Math.Max(1, steps / 10) == 0 || step == steps - 1)
                 Console.WriteLine($"step {step + 1,6}/{steps}  loss {loss:E3}  lr {rate:E2}  {clock.Elapsed.TotalSeconds,6:F1}s");

@@ -29,7 +29,7 @@ public static class Advantages
         if (r.size(1) == 1) return scope.MoveToOuter(torch.zeros_like(r));
         var advantages = r - r.mean(new long[] { 1 }, keepdim: true);              // r_i − mean(r)
         if (scaleByStd)
-            advantages = advantages / (r.std(1, unbiased: true, keepdim: true) + eps);  // / (std(r) + eps)
+            advantages = advantages / r.std(1, unbiased: true, keepdim: true).Plus(eps);  // / (std(r) + eps)
         return scope.MoveToOuter(advantages);
     }
 
@@ -88,8 +88,8 @@ public static class Advantages
         var m = mask.to(values.dtype);
         var mean = Masked.Mean(values, m);
         var variance = Masked.Var(values, m, unbiased: true);
-        var whitened = (values - mean) * (variance + eps).rsqrt();  // (x − μ) / sqrt(σ² + eps)
-        if (!shiftMean) whitened = whitened + mean;
+        var whitened = (values - mean) * variance.Plus(eps).rsqrt();  // (x − μ) / sqrt(σ² + eps)
+        if (!shiftMean) whitened = whitened.Plus(mean);
         return scope.MoveToOuter(whitened * m);
     }
 

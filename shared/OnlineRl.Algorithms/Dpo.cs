@@ -17,7 +17,7 @@ public enum DpoLossType
     Ipo,
 }
 
-/// <summary>Settings of <see cref="Dpo.Loss"/>.</summary>
+/// <summary>Settings of online DPO (<see cref="Dpo.Loss"/> and the update).</summary>
 public sealed record DpoOptions
 {
     /// <summary>β: the strength of the implicit KL constraint (IPO's τ).</summary>
@@ -66,9 +66,22 @@ public sealed record DpoLossResult(Tensor Loss, DpoStats Stats);
 /// SFT term (RPO, Pang et al. 2024, "Iterative Reasoning Preference Optimization", the DPO + NLL loss):
 ///     + α · (−log π_θ(y_w) / |y_w|).
 /// A sequence log-prob is the masked sum of its per-token log-probs. Losses are means over pairs.
+///
+/// One update (<see cref="Prepare"/>): each group gives the pair (highest reward, lowest reward), none on a tie
+/// (<see cref="PairsFromGroups"/>); log π_ref of both once; each epoch is one pass over all pairs (no minibatches).
 /// </summary>
-public static class Dpo
+/// <param name="options">β, loss type, label smoothing, reference-free, SFT weight.</param>
+public sealed class Dpo(DpoOptions options) : IAlgorithm
 {
+    /// <summary>The settings.</summary>
+    public DpoOptions Options { get; } = options;
+
+    /// <inheritdoc />
+    public bool NeedsReference => !Options.ReferenceFree;
+
+    /// <inheritdoc />
+    public bool NeedsValueHead => false;
+
     /// <summary>
     /// Online DPO pairs from groups of sampled completions: in each group the completion with the highest reward
     /// is chosen and the one with the lowest rejected (the first of equal ones); a group whose highest and lowest
@@ -133,23 +146,23 @@ public static class Dpo
         var losses = options.LossType switch
         {
             // −(1 − ε) log σ(βΔ) − ε log σ(−βΔ)   (ε = 0: DPO)
-            DpoLossType.Sigmoid => -(1 - options.LabelSmoothing) * F.logsigmoid(beta * logits)
-                                   - options.LabelSmoothing * F.logsigmoid(-beta * logits),
+            DpoLossType.Sigmoid => F.logsigmoid(logits.Times(beta)).Times(-(1 - options.LabelSmoothing))
+                                   - F.logsigmoid(logits.Times(-beta)).Times(options.LabelSmoothing),
             // (h_π − 1/(2τ))²
-            DpoLossType.Ipo => (logits - 1 / (2 * beta)).square(),
+            DpoLossType.Ipo => logits.Minus(1 / (2 * beta)).Squared(),
             _ => throw new ArgumentOutOfRangeException(nameof(options), options.LossType, null),
         };
         var loss = losses.mean();
 
         // −log π_θ(y_w) / |y_w| per pair, averaged over pairs
-        var nll = (-chosen / chosenMask.to(chosen.dtype).sum(1).clamp(min: 1)).mean();
-        if (options.SftWeight != 0) loss = loss + options.SftWeight * nll;       // + α NLL
+        var nll = (-chosen / chosenMask.to(chosen.dtype).sum(1).clamp_min(HeldScalars.One)).mean();
+        if (options.SftWeight != 0) loss = loss.Plus(nll.Times(options.SftWeight));       // + α NLL
 
         DpoStats stats;
         using (torch.no_grad())
         {
-            var chosenReward = beta * (chosen - refChosen);                       // r̂(y_w) = β (log π_θ − log π_ref)
-            var rejectedReward = beta * (rejected - refRejected);                 // r̂(y_l)
+            var chosenReward = (chosen - refChosen).Times(beta);                       // r̂(y_w) = β (log π_θ − log π_ref)
+            var rejectedReward = (rejected - refRejected).Times(beta);                 // r̂(y_l)
             var values = torch.stack(new[]
             {
                 chosenReward.gt(rejectedReward).to(chosen.dtype).mean(),
@@ -173,5 +186,36 @@ public static class Dpo
             return r.to(policy.dtype);
         }
         return SequenceLogProbs(r, mask);
+    }
+
+    /// <inheritdoc />
+    public IAlgorithmUpdate? Prepare(Rollouts batch, IPolicyModels models, IDictionary<string, double> metrics)
+    {
+        var pairs = PairsFromGroups(batch.Rewards.data<float>().ToArray(), batch.GroupSize);
+        metrics["pairs"] = pairs.Length;
+        if (pairs.Length == 0) return null;
+        var device = batch.Ids.device;
+        var chosenRows = torch.tensor(pairs.Select(p => (long)p.Chosen).ToArray(), device: device);
+        var rejectedRows = torch.tensor(pairs.Select(p => (long)p.Rejected).ToArray(), device: device);
+        var rows = torch.cat(new[] { chosenRows, rejectedRows });                 // the chosen, then the rejected
+        var ids = batch.Ids.index_select(0, rows);
+        var attention = batch.AttentionMask.index_select(0, rows);
+        return new Update(this, pairs.Length, ids, attention, batch.CompletionMask.index_select(0, rows), models.Reference(ids, attention));
+    }
+
+    private sealed record Update(Dpo Algorithm, int Pairs, Tensor Ids, Tensor Attention, Tensor Mask, Tensor? ReferenceLogProbs) : IAlgorithmUpdate
+    {
+        public int? MinibatchGroups => null;
+
+        public MinibatchLoss Loss(Tensor? rows, IPolicyModels models)
+        {
+            if (rows is not null) throw new ArgumentException("online DPO takes no minibatches", nameof(rows));
+            var n = Pairs;
+            var (logProbs, _) = models.Policy(Ids, Attention);
+            var result = Dpo.Loss(logProbs.narrow(0, 0, n), Mask.narrow(0, 0, n), logProbs.narrow(0, n, n), Mask.narrow(0, n, n),
+                ReferenceLogProbs?.narrow(0, 0, n), ReferenceLogProbs?.narrow(0, n, n), Algorithm.Options);
+            return new MinibatchLoss(result.Loss, [("loss", result.Loss.ItemAsDouble())],
+                [("dpo_reward_accuracy", result.Stats.RewardAccuracy), ("dpo_reward_margin", result.Stats.RewardMargin)]);
+        }
     }
 }

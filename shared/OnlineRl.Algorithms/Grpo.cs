@@ -1,27 +1,7 @@
 
 namespace OnlineRl.Algorithms;
 
-/// <summary>How a per-token loss [B, T] is reduced to the scalar that is differentiated.</summary>
-public enum LossAggregation
-{
-    /// <summary>
-    /// DAPO (Yu et al. 2025, §3.3 "Token-Level Policy Gradient Loss"): Σ_{i,t} m L / Σ_{i,t} m, the mean over
-    /// every completion token of the batch, so long completions weigh in proportion to their length.
-    /// </summary>
-    TokenMean,
-    /// <summary>
-    /// Original GRPO (Shao et al. 2024, eq. 3): (1/B) Σ_i (1/|o_i|) Σ_t L_{i,t}, each completion's token mean,
-    /// then the mean over completions. A completion without tokens contributes 0 (and still counts in B).
-    /// </summary>
-    SequenceMean,
-    /// <summary>
-    /// Dr. GRPO (Liu et al. 2025, "Understanding R1-Zero-Like Training"): Σ_{i,t} m L / (B · L_max) with a constant L_max (the generation
-    /// budget, <see cref="GrpoOptions.MaxCompletionLength"/>), removing the length bias of the 1/|o_i| factor.
-    /// </summary>
-    SumOverMaxTokens,
-}
-
-/// <summary>Settings of <see cref="Grpo.Loss"/>. The defaults are GRPO's; DAPO uses ClipHigh = 0.28.</summary>
+/// <summary>Settings of GRPO (<see cref="Grpo.Loss"/> and the update). The defaults are GRPO's; DAPO uses ClipHigh = 0.28.</summary>
 public sealed record GrpoOptions
 {
     /// <summary>ε_low: the ratio is clipped below at 1 − ε_low.</summary>
@@ -47,50 +27,42 @@ public sealed record GrpoOptions
     /// Null leaves it untruncated. Only used when behaviour log-probs are given.
     /// </summary>
     public double? MaxImportanceWeight { get; init; } = 2.0;
+
+    /// <summary>Divide group advantages by their std (GRPO) or not (Dr. GRPO); see <see cref="Advantages.Grpo"/>.</summary>
+    public bool StdNormalize { get; init; } = true;
+
+    /// <summary>Drop groups whose rewards are all equal (DAPO's dynamic sampling: they carry no signal).</summary>
+    public bool FilterEqualGroups { get; init; }
 }
 
 /// <summary>
-/// Diagnostics of a clipped policy loss, each a mean over the completion tokens of the batch (0 when there
-/// are none).
-/// </summary>
-/// <param name="ClipFractionLow">Tokens with ρ &lt; 1 − ε_low and Â &lt; 0 (the lower clip is active).</param>
-/// <param name="ClipFractionHigh">Tokens with ρ &gt; 1 + ε_high and Â &gt; 0 (the upper clip is active).</param>
-/// <param name="RatioMean">Mean of ρ = π_θ / π_old (π_prox when off-policy).</param>
-/// <param name="KlMean">Mean of the per-token KL estimate; 0 without reference log-probs.</param>
-/// <param name="ImportanceWeightMean">Mean of π_prox / π_behav before truncation; 1 without behaviour log-probs.</param>
-/// <param name="ImportanceWeightMax">Largest π_prox / π_behav before truncation; 1 without behaviour log-probs.</param>
-public sealed record PolicyLossStats(
-    double ClipFractionLow,
-    double ClipFractionHigh,
-    double RatioMean,
-    double KlMean,
-    double ImportanceWeightMean,
-    double ImportanceWeightMax);
-
-/// <summary>A scalar loss to call <c>backward()</c> on, and its diagnostics.</summary>
-/// <param name="Loss">The 0-dim loss, in the autograd graph of the current log-probs.</param>
-/// <param name="Stats">Diagnostics (already read to the host).</param>
-public sealed record PolicyLossResult(Tensor Loss, PolicyLossStats Stats);
-
-/// <summary>
-/// GRPO's clipped surrogate loss and its variants: DAPO (clip-higher, token-level loss, dynamic sampling),
-/// Dr. GRPO (no length normalisation), and the decoupled PPO objective for off-policy (asynchronous) data.
+/// GRPO and its variants: DAPO (clip-higher, token-level loss, dynamic sampling), Dr. GRPO (no length or std
+/// normalisation), and the decoupled PPO objective for off-policy (asynchronous) data.
 ///
 /// DeepSeekMath (Shao et al. 2024, "DeepSeekMath: Pushing the Limits of Mathematical Reasoning", eq. 3):
 ///     J(θ) = E[ (1/G) Σ_i (1/|o_i|) Σ_t { min(ρ_{i,t} Â_{i,t}, clip(ρ_{i,t}, 1 − ε, 1 + ε) Â_{i,t}) − β D_KL[π_θ ‖ π_ref] } ],
-///     ρ_{i,t} = π_θ(o_{i,t} | q, o_{i,&lt;t}) / π_θold(o_{i,t} | q, o_{i,&lt;t}) = exp(log π_θ − log π_θold).
-/// DAPO (Yu et al. 2025, "DAPO: An Open-Source LLM Reinforcement Learning System at Scale", §3.1 "Clip-Higher"):
-///     clip(ρ, 1 − ε_low, 1 + ε_high) with ε_high &gt; ε_low ("clip-higher").
-/// Decoupled PPO (Hilton et al. 2021, "Batch size-invariance for policy optimization", the decoupled
-/// policy objective; used for asynchronous RL by AReaL, Fu et al. 2025): with a behaviour policy π_behav that sampled the data and a proximal policy
-/// π_prox that anchors the clip,
-///     J(θ) = E_{π_behav}[ (π_prox / π_behav) · min(ρ Â, clip(ρ, 1 − ε, 1 + ε) Â) ],   ρ = π_θ / π_prox,
-/// where the importance weight π_prox / π_behav is a constant, truncated at C (truncated importance sampling:
-/// min(w, C)) to bound its variance. Here the proximal log-probs are the "old" log-probs.
+///     ρ_{i,t} = π_θ(o_{i,t} | q, o_{i,&lt;t}) / π_θold(o_{i,t} | q, o_{i,&lt;t}) = exp(log π_θ − log π_θold),
+/// with the group-relative advantage Â_{i,t} = (r_i − mean(r)) / std(r) of <see cref="Advantages.Grpo"/> and the k3
+/// KL estimator of <see cref="Kl"/>. The clipped term, clip-higher (DAPO) and the decoupled importance weight
+/// π_prox / π_behav (truncated at C) are <see cref="ClippedSurrogate"/>; the proximal log-probs are the "old" ones.
 /// The loss minimised is −J per token, plus β·KL per token, reduced as <see cref="LossAggregation"/> says.
+///
+/// One update (<see cref="Prepare"/>): Â from the batch's rewards; DAPO drops groups of equal rewards; log π_ref
+/// once, and log π_old once when the learner takes several optimizer steps on the batch (else ρ = 1 and the
+/// clip only guards later steps); each minibatch then minimises <see cref="Loss"/>.
 /// </summary>
-public static class Grpo
+/// <param name="options">Clip range, aggregation, KL penalty, truncation, advantage settings.</param>
+public sealed class Grpo(GrpoOptions options) : IAlgorithm
 {
+    /// <summary>The settings.</summary>
+    public GrpoOptions Options { get; } = options;
+
+    /// <inheritdoc />
+    public bool NeedsReference => Options.Beta != 0 && Options.KlEstimator != KlEstimator.None;
+
+    /// <inheritdoc />
+    public bool NeedsValueHead => false;
+
     /// <summary>
     /// The GRPO / DAPO / Dr. GRPO policy loss.
     /// </summary>
@@ -117,49 +89,62 @@ public static class Grpo
         var m = mask.to(logProbs.dtype);
         var a = Shapes.PerToken(advantages, logProbs, nameof(advantages)).detach();
         var prox = oldLogProbs?.detach() ?? logProbs.detach();
-        var terms = Surrogate(logProbs, prox, a, options.ClipLow, options.ClipHigh, behaviourLogProbs, options.MaxImportanceWeight);
+        var terms = ClippedSurrogate.PerToken(logProbs, prox, a, options.ClipLow, options.ClipHigh, behaviourLogProbs, options.MaxImportanceWeight);
 
         var perToken = terms.PerTokenLoss;                                     // −w · min(ρÂ, clip(ρ)Â)
         var kl = refLogProbs is null ? null : Kl.PerToken(logProbs, refLogProbs, options.KlEstimator);
-        if (options.Beta != 0 && kl is not null) perToken = perToken + options.Beta * kl;   // + β·KL_t
+        if (options.Beta != 0 && kl is not null) perToken = perToken.Plus(kl.Times(options.Beta));   // + β·KL_t
 
-        var loss = Aggregate(perToken, m, options.Aggregation, options.MaxCompletionLength);
-        var stats = Stats(terms, a, m, kl, options.ClipLow, options.ClipHigh);
+        var loss = ClippedSurrogate.Aggregate(perToken, m, options.Aggregation, options.MaxCompletionLength);
+        var stats = ClippedSurrogate.Stats(terms, a, m, kl, options.ClipLow, options.ClipHigh);
         return new PolicyLossResult(scope.MoveToOuter(loss), stats);
     }
 
-    /// <summary>
-    /// The per-token clipped surrogate loss [B, T], −w · min(ρÂ, clip(ρ, 1 − ε_low, 1 + ε_high) Â) with
-    /// ρ = exp(log π_θ − log π_prox) and w = min(exp(log π_prox − log π_behav), C) (w = 1 without behaviour
-    /// log-probs). Not masked or reduced; PPO's policy loss is this with ε_low = ε_high.
-    /// </summary>
-    public static Tensor ClippedSurrogate(Tensor logProbs, Tensor proximalLogProbs, Tensor advantages, double clipLow, double clipHigh,
-        Tensor? behaviourLogProbs = null, double? maxImportanceWeight = null)
+    /// <inheritdoc />
+    public IAlgorithmUpdate? Prepare(Rollouts batch, IPolicyModels models, IDictionary<string, double> metrics)
     {
-        using var scope = torch.NewDisposeScope();
-        var a = Shapes.PerToken(advantages, logProbs, nameof(advantages)).detach();
-        var terms = Surrogate(logProbs, proximalLogProbs.detach(), a, clipLow, clipHigh, behaviourLogProbs, maxImportanceWeight);
-        return scope.MoveToOuter(terms.PerTokenLoss);
+        var device = batch.Ids.device;
+        var advantages = Advantages.Grpo(batch.Rewards, Options.StdNormalize).reshape(-1);   // Â_i, one per completion
+        var rows = HeldScalars.Range(0, batch.GroupCount * batch.GroupSize, device);
+        var groupCount = batch.GroupCount;
+        if (Options.FilterEqualGroups)
+        {
+            var kept = GroupsWithDistinctRewards(batch.Rewards);
+            metrics["groups_filtered"] = batch.GroupCount - kept.Length;
+            if (kept.Length == 0) return null;
+            rows = torch.tensor(kept.SelectMany(g => Enumerable.Range(g * batch.GroupSize, batch.GroupSize)).Select(r => (long)r).ToArray(), device: device);
+            groupCount = kept.Length;
+        }
+        var ids = batch.Ids.index_select(0, rows);
+        var attention = batch.AttentionMask.index_select(0, rows);
+        var mask = batch.CompletionMask.index_select(0, rows);
+        var referenceLogProbs = models.Reference(ids, attention);
+        // Several updates per batch need the pre-update policy as the proximal anchor of the clip.
+        Tensor? proximal = null;
+        if (batch.UpdatesPerBatch > 1)
+            using (torch.no_grad()) proximal = models.Policy(ids, attention).LogProbs;
+        return new Update(this, groupCount, ids, attention, mask, batch.BehaviourLogProbs.index_select(0, rows),
+            advantages.index_select(0, rows), referenceLogProbs, proximal);
     }
 
-    /// <summary>Reduces a per-token loss [B, T] to a scalar over the tokens where <paramref name="mask"/> is 1.</summary>
-    public static Tensor Aggregate(Tensor perTokenLoss, Tensor mask, LossAggregation aggregation, long? maxCompletionLength = null)
+    private sealed record Update(Grpo Algorithm, int Groups, Tensor Ids, Tensor Attention, Tensor Mask, Tensor Behaviour,
+        Tensor Advantages, Tensor? ReferenceLogProbs, Tensor? Proximal) : IAlgorithmUpdate
     {
-        Shapes.Rank(perTokenLoss, 2, nameof(perTokenLoss));
-        Shapes.Same(perTokenLoss, mask, nameof(mask));
-        using var scope = torch.NewDisposeScope();
-        var m = mask.to(perTokenLoss.dtype);
-        var loss = aggregation switch
+        public int? MinibatchGroups => Groups;
+
+        public MinibatchLoss Loss(Tensor? rows, IPolicyModels models)
         {
-            // Σ_{i,t} m L / Σ_{i,t} m
-            LossAggregation.TokenMean => Masked.Mean(perTokenLoss, m),
-            // (1/B) Σ_i [ Σ_t m L / Σ_t m ]
-            LossAggregation.SequenceMean => Masked.Mean(perTokenLoss, m, dim: 1).mean(),
-            // Σ_{i,t} m L / (B · L_max)
-            LossAggregation.SumOverMaxTokens => Masked.Sum(perTokenLoss, m) / (double)(perTokenLoss.size(0) * (maxCompletionLength ?? perTokenLoss.size(1))),
-            _ => throw new ArgumentOutOfRangeException(nameof(aggregation), aggregation, null),
-        };
-        return scope.MoveToOuter(loss);
+            Tensor Rows(Tensor t) => rows is null ? t : t.index_select(0, rows);
+            var options = Algorithm.Options with { MaxCompletionLength = Algorithm.Options.MaxCompletionLength ?? Mask.size(1) };
+            var (logProbs, _) = models.Policy(Rows(Ids), Rows(Attention));
+            var result = Grpo.Loss(logProbs, Rows(Advantages), Rows(Mask), options,
+                oldLogProbs: Proximal is null ? null : Rows(Proximal), refLogProbs: ReferenceLogProbs is null ? null : Rows(ReferenceLogProbs),
+                behaviourLogProbs: Rows(Behaviour));
+            var s = result.Stats;
+            return new MinibatchLoss(result.Loss, [("loss", result.Loss.ItemAsDouble())],
+                [("kl", s.KlMean), ("clip_fraction", s.ClipFractionLow + s.ClipFractionHigh), ("ratio_mean", s.RatioMean),
+                 ("importance_weight_max", s.ImportanceWeightMax)]);
+        }
     }
 
     /// <summary>
@@ -193,41 +178,4 @@ public static class Grpo
         return GroupsWithDistinctRewards(host, (int)rewards.size(1));
     }
 
-    private sealed record SurrogateTerms(Tensor PerTokenLoss, Tensor Ratio, Tensor? ImportanceWeight);
-
-    // a: [B, 1] or [B, T], detached; prox: detached.
-    private static SurrogateTerms Surrogate(Tensor logProbs, Tensor prox, Tensor a, double clipLow, double clipHigh,
-        Tensor? behaviourLogProbs, double? maxImportanceWeight)
-    {
-        Shapes.Same(logProbs, prox, "oldLogProbs");
-        var ratio = (logProbs - prox).exp();                                   // ρ = exp(log π_θ − log π_prox)
-        var clipped = ratio.clamp(1 - clipLow, 1 + clipHigh);                  // clip(ρ, 1 − ε_low, 1 + ε_high)
-        var surrogate = (ratio * a).minimum(clipped * a);                      // min(ρÂ, clip(ρ)Â)
-        if (behaviourLogProbs is null) return new SurrogateTerms(-surrogate, ratio, null);
-
-        Shapes.Same(logProbs, behaviourLogProbs, nameof(behaviourLogProbs));
-        var weight = (prox - behaviourLogProbs.detach()).exp();                // w = π_prox / π_behav (a constant)
-        var truncated = maxImportanceWeight is { } c ? weight.clamp(max: c) : weight;   // min(w, C)
-        return new SurrogateTerms(-(truncated * surrogate), ratio, weight);
-    }
-
-    private static PolicyLossStats Stats(SurrogateTerms terms, Tensor a, Tensor m, Tensor? kl, double clipLow, double clipHigh)
-    {
-        using var noGrad = torch.no_grad();
-        var ratio = terms.Ratio;
-        var low = ratio.lt(1 - clipLow).logical_and(a.lt(0.0)).to(m.dtype);
-        var high = ratio.gt(1 + clipHigh).logical_and(a.gt(0.0)).to(m.dtype);
-        var one = torch.ones(Array.Empty<long>(), m.dtype, m.device);
-        var w = terms.ImportanceWeight;
-        var values = torch.stack(new[]
-        {
-            Masked.Mean(low, m),
-            Masked.Mean(high, m),
-            Masked.Mean(ratio, m),
-            kl is null ? torch.zeros_like(one) : Masked.Mean(kl, m),
-            w is null ? one : Masked.Mean(w, m),
-            w is null ? one : (w * m).max(),
-        }).to(ScalarType.Float64, CPU).data<double>().ToArray();
-        return new PolicyLossStats(values[0], values[1], values[2], values[3], values[4], values[5]);
-    }
 }

@@ -43,8 +43,8 @@ public static class Kl
         var kl = estimator switch
         {
             KlEstimator.K1 => -logR,                           // k1 = −log r
-            KlEstimator.K2 => 0.5 * logR.square(),             // k2 = ½ (log r)²
-            KlEstimator.K3 => logR.exp() - 1 - logR,           // k3 = (r − 1) − log r
+            KlEstimator.K2 => logR.Squared().Times(0.5),          // k2 = ½ (log r)²
+            KlEstimator.K3 => logR.exp().Minus(1) - logR,          // k3 = (r − 1) − log r
             _ => throw new ArgumentOutOfRangeException(nameof(estimator), estimator, null),
         };
         return scope.MoveToOuter(kl);

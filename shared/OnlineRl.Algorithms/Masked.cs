@@ -23,7 +23,7 @@ public static class Masked
         using var scope = torch.NewDisposeScope();
         var m = mask.to(x.dtype);
         var count = dim is { } d ? m.sum(d) : m.sum();
-        var mean = Sum(x, m, dim) / count.clamp(min: 1);
+        var mean = Sum(x, m, dim) / count.clamp_min(HeldScalars.One);
         return scope.MoveToOuter(mean);
     }
 
@@ -36,11 +36,11 @@ public static class Masked
         using var scope = torch.NewDisposeScope();
         var m = mask.to(x.dtype);
         var centered = x - Mean(x, m);
-        var variance = Mean(centered.square(), m);
+        var variance = Mean(centered.Squared(), m);
         if (unbiased)
         {
             var n = m.sum();
-            variance = variance * n / (n - 1).clamp(min: 1);
+            variance = variance * n / n.Minus(1).clamp_min(HeldScalars.One);
         }
         return scope.MoveToOuter(variance);
     }

@@ -24,7 +24,7 @@ public static class RewardModelLoss
         var loss = -F.logsigmoid(margin).mean();                      // −mean log σ(·)
         double accuracy;
         using (torch.no_grad())
-            accuracy = margin.gt(0.0).to(margin.dtype).mean().ToDouble();
+            accuracy = margin.gt(HeldScalars.Zero).to(margin.dtype).mean().ItemAsDouble();
         return new RewardModelLossResult(scope.MoveToOuter(loss), accuracy);
     }
 }

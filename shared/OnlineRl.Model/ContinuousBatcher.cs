@@ -340,14 +340,14 @@ public sealed class SlotKvCache : IKvCache, IDisposable
         if (longest + 1 > Capacity) throw new InvalidOperationException($"slot cache full: {longest} + 1 positions exceed its capacity of {Capacity}");
         var device = keys[0].device;
         stepKeys = longest + 1;
-        stepRows = torch.arange(count, ScalarType.Int64, device);
+        stepRows = HeldScalars.Range(0, count, device);
         stepPositions = torch.tensor(active.ToArray(), ScalarType.Int64, device);
         Tensor? maskBias = null;
         if (shortest != longest)
         {
             // Row r's new token sits at position lengths[r]: it may see keys 0 .. lengths[r]; the rest of the step's
             // S keys belong to nothing yet (or to an earlier occupant of the slot).
-            var hidden = torch.arange(stepKeys, ScalarType.Int64, device).view(1, stepKeys).gt(stepPositions.view(count, 1));
+            var hidden = HeldScalars.Range(0, stepKeys, device).view(1, stepKeys).gt(stepPositions.view(count, 1));
             using var blockedValue = float.MinValue.ToScalar();
             maskBias = torch.zeros(new[] { count, 1, 1, stepKeys }, keys[0].dtype, device).masked_fill(hidden.view(count, 1, 1, stepKeys), blockedValue);
         }

@@ -110,7 +110,7 @@ public sealed class LoraLinear : ExplicitModule<Tensor, Tensor>
         using (var scope = torch.NewDisposeScope())
         using (torch.no_grad())
         {
-            weight.add_(loraB.weight.matmul(loraA.weight) * lora.Scaling);
+            weight.add_(loraB.weight.matmul(loraA.weight).Times(lora.Scaling), HeldScalars.One);
         }
         // TorchSharp has no public unregister; the registry is protected, so the layer removes its own children.
         _internal_submodules.Remove("lora_A");
@@ -130,8 +130,8 @@ public sealed class LoraLinear : ExplicitModule<Tensor, Tensor>
         if (lora is null) return y;
         using var scope = torch.NewDisposeScope();
         var input = lora.Dropout > 0 ? torch.nn.functional.dropout(x, lora.Dropout, training) : x;
-        var update = loraB!.forward(loraA!.forward(input)) * lora.Scaling;
-        return scope.MoveToOuter(y + update);
+        var update = loraB!.forward(loraA!.forward(input)).Times(lora.Scaling);
+        return scope.MoveToOuter(y.Plus(update));
     }
 }
 

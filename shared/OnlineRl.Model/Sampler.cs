@@ -106,7 +106,7 @@ public static class Sampler
                 var hidden = model.Hidden(inputIds, promptMask, cache);
                 var last = model.Logits(hidden.select(1, width - 1));
                 // Share each prompt's prefill with its G completions: rows 0..G-1 continue prompt 0, and so on.
-                var rowsOfPrompt = torch.arange(promptCount, ScalarType.Int64, device).unsqueeze(1).expand(promptCount, group).reshape(-1);
+                var rowsOfPrompt = HeldScalars.Range(0, promptCount, device).unsqueeze(1).expand(promptCount, group).reshape(-1);
                 cache.SelectRows(rowsOfPrompt);
                 mask = promptMask is null ? null : scope.MoveToOuter(promptMask.index_select(0, rowsOfPrompt));
                 logits = scope.MoveToOuter(last.index_select(0, rowsOfPrompt));
@@ -240,7 +240,7 @@ public static class LogProbScorer
         using var scope = torch.NewDisposeScope();
         var length = ids.size(1);
         var logits = model.Logits(model.Hidden(ids, mask)).narrow(1, 0, length - 1).to(ScalarType.Float32);
-        if (temperature != 1.0) logits = logits / temperature;
+        if (temperature != 1.0) logits = logits.DividedBy(temperature);
         var logProbsAll = logits.log_softmax(-1);
         var targets = ids.narrow(1, 1, length - 1).unsqueeze(-1);
         var logProbs = logProbsAll.gather(-1, targets).squeeze(-1);

@@ -69,8 +69,8 @@ public sealed class RMSNorm : ExplicitModule<Tensor, Tensor>
         // In float32 as Hugging Face computes it; float32 inputs skip the two conversions.
         var wide = x.dtype == ScalarType.Float32;
         var h = wide ? x : x.to(ScalarType.Float32);
-        var variance = h.square().mean(LastDimension, keepdim: true);
-        h = h * (variance + eps).rsqrt();
+        var variance = h.mul(h).mean(LastDimension, keepdim: true);
+        h = h * variance.Plus(eps).rsqrt();
         return scope.MoveToOuter(weight * (wide ? h : h.to(x.dtype)));
     }
 }
@@ -88,9 +88,9 @@ public sealed class RotaryEmbedding : ExplicitModule
     public RotaryEmbedding(int headDim, double theta, int maxPositions, Device? device) : base(nameof(RotaryEmbedding))
     {
         using var scope = torch.NewDisposeScope();
-        var exponents = torch.arange(0, headDim, 2, ScalarType.Int64, device).to(ScalarType.Float32) / (double)headDim;
-        var inverseFrequency = exponents.mul(-Math.Log(theta)).exp();
-        var positions = torch.arange(0, maxPositions, 1, ScalarType.Int64, device).to(ScalarType.Float32);
+        var exponents = HeldScalars.Range(0, headDim, device, step: 2).to(ScalarType.Float32).DividedBy(headDim);
+        var inverseFrequency = exponents.Times(-Math.Log(theta)).exp();
+        var positions = HeldScalars.Range(0, maxPositions, device).to(ScalarType.Float32);
         var angles = positions.unsqueeze(1) * inverseFrequency.unsqueeze(0);
         var table = torch.cat(new[] { angles, angles }, -1);
         cos = table.cos().DetachFromDisposeScope();
@@ -115,8 +115,8 @@ public sealed class RotaryEmbedding : ExplicitModule
     {
         using var scope = torch.NewDisposeScope();
         var (c, s) = tables;
-        var rotatedQ = q * c + RotateHalf(q) * s;
-        var rotatedK = k * c + RotateHalf(k) * s;
+        var rotatedQ = (q * c).Plus(RotateHalf(q) * s);
+        var rotatedK = (k * c).Plus(RotateHalf(k) * s);
         return (scope.MoveToOuter(rotatedQ), scope.MoveToOuter(rotatedK));
     }
 
@@ -238,8 +238,8 @@ public sealed class DecoderLayer : ExplicitModule
     public Tensor Forward(Tensor x, (Tensor cos, Tensor sin) rotary, Tensor? maskBias, bool causal, IKvCache? cache)
     {
         using var scope = torch.NewDisposeScope();
-        var h = x + self_attn.Forward(input_layernorm.forward(x), rotary, maskBias, causal, cache);
-        return scope.MoveToOuter(h + mlp.forward(post_attention_layernorm.forward(h)));
+        var h = x.Plus(self_attn.Forward(input_layernorm.forward(x), rotary, maskBias, causal, cache));
+        return scope.MoveToOuter(h.Plus(mlp.forward(post_attention_layernorm.forward(h))));
     }
 }
 
@@ -326,7 +326,7 @@ public sealed class TransformerModel : ExplicitModule<Tensor, Tensor>
         using var _ = torch.no_grad();
         foreach (var (name, p) in named_parameters())
         {
-            if (name.EndsWith("layernorm.weight", StringComparison.Ordinal) || name.EndsWith("norm.weight", StringComparison.Ordinal)) p.fill_(1);
+            if (name.EndsWith("layernorm.weight", StringComparison.Ordinal) || name.EndsWith("norm.weight", StringComparison.Ordinal)) p.fill_(HeldScalars.One);
             else if (name.EndsWith(".bias", StringComparison.Ordinal)) p.zero_();
             else p.normal_(0, 0.02);
         }
@@ -355,7 +355,7 @@ public sealed class TransformerModel : ExplicitModule<Tensor, Tensor>
         {
             // No padding: positions count from the cache's length, and the mask is implied. One new token may
             // see every cached key; a first chunk is plainly causal. No mask tensors to build in the decode loop.
-            positions = torch.arange(past, s, 1, ScalarType.Int64, device).unsqueeze(0).expand(b, t);
+            positions = HeldScalars.Range(past, s, device).unsqueeze(0).expand(b, t);
             causal = t > 1;
         }
         else
@@ -365,12 +365,12 @@ public sealed class TransformerModel : ExplicitModule<Tensor, Tensor>
                 throw new ArgumentException($"attention mask covers {mask.size(1)} positions but cache ({past}) + new tokens ({t}) = {s}", nameof(attentionMask));
             var realBefore = mask.to(ScalarType.Int64).cumsum(1);
             // Query i (absolute position past + i) may see key j when j <= past + i and key j is not padding.
-            var queryIndex = torch.arange(past, s, 1, ScalarType.Int64, device).view(t, 1);
-            var keyIndex = torch.arange(0, s, 1, ScalarType.Int64, device).view(1, s);
-            var blocked = keyIndex.gt(queryIndex).view(1, 1, t, s).logical_or(mask.eq(0L).view(b, 1, 1, s));
+            var queryIndex = HeldScalars.Range(past, s, device).view(t, 1);
+            var keyIndex = HeldScalars.Range(0, s, device).view(1, s);
+            var blocked = keyIndex.gt(queryIndex).view(1, 1, t, s).logical_or(mask.eq(HeldScalars.Zero).view(b, 1, 1, s));
             if (segmentIds is null)
             {
-                positions = (realBefore - 1L).clamp(min: 0).narrow(1, past, t);
+                positions = realBefore.Minus(1).clamp_min(HeldScalars.Zero).narrow(1, past, t);
             }
             else
             {

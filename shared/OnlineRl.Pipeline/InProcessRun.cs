@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using OnlineRl.Algorithms;
 using OnlineRl.Messaging;
 using OnlineRl.Model;
 using OnlineRl.Tokenizers;
@@ -61,13 +60,13 @@ public static class InProcessRun
         var clock = Stopwatch.StartNew();
         progress?.Begin("RL step", config.Train.Steps, config.Train.TimeLimitMinutes > 0 ? TimeSpan.FromMinutes(config.Train.TimeLimitMinutes) : null);
         var generators = Transports.CreateGeneratorStatus(config.Transport, PipelineServices.WeightsPrefix(config));
-        var learnerWorker = new LearnerWorker(bus, store, session.Learner, policy, PipelineServices.LearnerOptions(config, "learner"), config.RunId,
+        var learnerWorker = new LearnerWorker(bus, store, session.Learner, policy, PipelineServices.LearnerWorkerOptions(config, "learner"), config.RunId,
             startVersion: initial.Version, session.Evaluate, report =>
         {
             reports.Add(report);
             tensorboard?.Step(report);
-            if (progress is null) log(ProgressLine(report));
-            else progress.Report(report.Step, StepMetrics(report), keep: report.HeldOutAccuracy is not null);
+            if (progress is null) log(PipelineServices.ProgressLine(report));
+            else progress.Report(report.Step, PipelineServices.StepMetrics(report), keep: report.HeldOutAccuracy is not null);
             if (config.Train.CheckpointEvery > 0 && report.Step % config.Train.CheckpointEvery == 0)
             {
                 // Runs on the learner's thread between updates, so the weights are consistent.
@@ -122,47 +121,5 @@ public static class InProcessRun
         log($"wrote {Path.Combine(config.OutputDir, "report.md")}, report.html, metrics.csv, reward.svg and checkpoint/" +
             (tensorboard is null ? "" : $"; TensorBoard: tensorboard --logdir {config.OutputDir}"));
         return summary;
-    }
-
-    /// <summary>The learner settings named by a run configuration.</summary>
-    public static LearnerOptions LearnerOptionsFrom(RunConfig config)
-    {
-        var a = config.Algorithm;
-        return new LearnerOptions
-        {
-            Algorithm = a.Name switch { "ppo" => AlgorithmKind.Ppo, "dpo" => AlgorithmKind.Dpo, _ => AlgorithmKind.Grpo },
-            LearningRate = a.LearningRate, WarmupSteps = a.WarmupSteps, TotalSteps = Math.Max(config.Train.Steps, 1000),
-            MaxGradNorm = a.MaxGradNorm, Epochs = a.Epochs, Minibatches = a.Minibatches, Temperature = config.Sampling.Temperature,
-            Grpo = new GrpoOptions
-            {
-                ClipLow = a.ClipLow, ClipHigh = a.ClipHigh, Beta = a.KlBeta, MaxImportanceWeight = a.MaxImportanceWeight,
-                KlEstimator = a.KlEstimator switch { "k1" => KlEstimator.K1, "k2" => KlEstimator.K2, "none" => KlEstimator.None, _ => KlEstimator.K3 },
-                Aggregation = a.LossAggregation switch
-                {
-                    "sequence" => LossAggregation.SequenceMean, "constant" => LossAggregation.SumOverMaxTokens, _ => LossAggregation.TokenMean,
-                },
-                MaxCompletionLength = config.Sampling.MaxNewTokens,
-            },
-            StdNormalize = a.StdNormalize, FilterEqualGroups = a.FilterEqualGroups,
-            Dpo = new DpoOptions
-            {
-                Beta = a.DpoBeta, LabelSmoothing = a.DpoLabelSmoothing, ReferenceFree = a.DpoReferenceFree, SftWeight = a.DpoSftWeight,
-                LossType = a.DpoLoss == "ipo" ? DpoLossType.Ipo : DpoLossType.Sigmoid,
-            },
-            Gamma = a.Gamma, Lambda = a.Lambda, ValueClip = a.ValueClip, ValueCoefficient = a.ValueCoefficient, PpoKlBeta = a.KlBeta,
-            ShuffleRewards = config.Train.ShuffleRewards, Seed = config.Seed,
-        };
-    }
-
-    /// <summary>The one-line progress report of a learner step.</summary>
-    public static string ProgressLine(StepReport r) => $"step {r.Step,4}  {StepMetrics(r)}";
-
-    /// <summary>A learner step's numbers: reward, loss, KL, tokens/s, lag, weights version, time, held-out accuracy.</summary>
-    public static string StepMetrics(StepReport r)
-    {
-        double M(string key) => r.Metrics.TryGetValue(key, out var v) ? v : double.NaN;
-        var accuracy = r.HeldOutAccuracy is { } a ? $"  held-out {a:P1}" : "";
-        return $"reward {M("reward_mean"),6:F3}  loss {M("loss"),8:F4}  kl {M("kl"),7:F4}  " +
-               $"tok/s {M("tokens_per_second"),6:F0}  lag {r.PolicyLagMean:F2}  v{r.PolicyVersion}  {r.ElapsedSeconds,5:F0}s{accuracy}";
     }
 }

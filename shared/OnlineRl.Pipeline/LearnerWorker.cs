@@ -296,3 +296,14 @@ public sealed class LearnerWorker(IEventBus bus, WeightStore store, Learner lear
         await publisher.PublishAsync(Topics.Policy, announcement.Stamp(runId), $"policy-{Version}", cancellationToken: cancellationToken).ConfigureAwait(false);
     }
 }
+
+/// <summary>Converts contract messages to the learner's input.</summary>
+public static class ScoredGroups
+{
+    /// <summary>The learner's view of a scored group.</summary>
+    public static OnlineRl.Training.ScoredGroupData ToTrainingData(ScoredGroup group) => new(
+        group.Rollout.MessageId,
+        group.Rollout.Prompt.TokenIds.ToArray(),
+        group.Rollout.Completions.Select((c, i) => new OnlineRl.Training.ScoredCompletion(c.TokenIds.ToArray(), c.Logprobs.ToArray(), group.Rewards[i])).ToList(),
+        group.Rollout.PolicyVersion);
+}

@@ -1,4 +1,6 @@
+using OnlineRl.Algorithms;
 using OnlineRl.Messaging;
+using OnlineRl.Rewards;
 using OnlineRl.Model;
 using OnlineRl.Tokenizers;
 using TorchSharp;
@@ -7,126 +9,6 @@ using OnlineRl.Training;
 using OnlineRl.Weights;
 
 namespace OnlineRl.Pipeline;
-
-/// <summary>
-/// The learner's side of a run: tokenizer, tasks, the policy (warm-started by SFT when new), the frozen
-/// reference, LoRA adapters, the learner and its crash-safe state store. Shared by the all-in-one run and
-/// the learner service. With a state directory the reference is saved there once and reloaded after a
-/// restart, and the SFT warm start is skipped when a checkpoint exists (it would be overwritten anyway).
-/// </summary>
-public sealed class LearnerSession : IDisposable
-{
-    private readonly List<string> heldOutText;
-    private readonly List<int[]> heldOutPrompts;
-    private readonly int[] stops;
-
-    private LearnerSession(RunConfig config, ITokenizer tokenizer, TaskSource tasks, TransformerModel policy, TransformerModel reference,
-        TransformerModel? generatorModel, Learner learner, LearnerStateStore? stateStore)
-    {
-        Config = config;
-        Tokenizer = tokenizer;
-        Tasks = tasks;
-        Policy = policy;
-        Reference = reference;
-        GeneratorModel = generatorModel;
-        Learner = learner;
-        StateStore = stateStore;
-        stops = tokenizer.EosId is { } eos ? new[] { eos } : Array.Empty<int>();
-        heldOutPrompts = tasks.HeldOut.Select(t => tokenizer.Encode(t.Prompt)).ToList();
-        heldOutText = tasks.HeldOut.Select(t => t.Answer).ToList();
-    }
-
-    /// <summary>The configuration.</summary>
-    public RunConfig Config { get; }
-    /// <summary>The policy's tokenizer.</summary>
-    public ITokenizer Tokenizer { get; }
-    /// <summary>Training prompts and the held-out set.</summary>
-    public TaskSource Tasks { get; }
-    /// <summary>The trained policy.</summary>
-    public TransformerModel Policy { get; }
-    /// <summary>The frozen initial policy (KL terms, DPO).</summary>
-    public TransformerModel Reference { get; }
-    /// <summary>A sampling copy of the initial policy for an in-process generator (when asked for).</summary>
-    public TransformerModel? GeneratorModel { get; }
-    /// <summary>The learner.</summary>
-    public Learner Learner { get; }
-    /// <summary>Crash-safe checkpoints (null without <c>train.state_dir</c>).</summary>
-    public LearnerStateStore? StateStore { get; }
-    /// <summary>Number of held-out problems.</summary>
-    public int HeldOutCount => heldOutPrompts.Count;
-
-    /// <summary>Builds the session; <paramref name="withGeneratorModel"/> also makes <see cref="GeneratorModel"/>.</summary>
-    /// <param name="config">The run.</param>
-    /// <param name="withGeneratorModel">Also make a sampling copy of the policy.</param>
-    /// <param name="log">Receives the lines (policy size, SFT progress without <paramref name="progress"/>).</param>
-    /// <param name="progress">Where the SFT warm start reports its steps (step / total, rate, ETA, loss), if given.</param>
-    /// <param name="cancellationToken">Stops the SFT warm start between two steps (Ctrl-C, SIGTERM).</param>
-    public static LearnerSession Create(RunConfig config, bool withGeneratorModel, Action<string> log, ConsoleProgress? progress = null,
-        CancellationToken cancellationToken = default)
-    {
-        var device = Devices.Parse(config.Device);
-        var tokenizer = PolicySetup.Tokenizer(config);
-        var tasks = TaskSource.Create(config.Task, config.Seed, log);
-        var heads = config.Algorithm.Name == "ppo" ? ModelHeads.Value : ModelHeads.None;
-        var stateStore = config.Train.StateDir.Length > 0 ? new LearnerStateStore(config.Train.StateDir) : null;
-        var policy = PolicySetup.Create(config, tokenizer, heads, device);
-        log($"policy: {policy.Config.ModelType}, {policy.ParameterCount:N0} parameters, {config.Model.Layers} layers; task {config.Task.Kind}; algorithm {config.Algorithm.Name}");
-        var resuming = stateStore?.Latest() is not null;
-        if (config.Model.Checkpoint.Length == 0 && config.Sft.Steps > 0 && !resuming) WarmStart(policy, tokenizer, tasks, config, log, progress, cancellationToken);
-
-        var reference = PolicySetup.Copy(policy, ModelHeads.None);
-        foreach (var p in reference.parameters()) p.requires_grad = false;
-        stateStore?.SaveOrLoadReference(reference);
-        var generatorModel = withGeneratorModel ? PolicySetup.Copy(policy, ModelHeads.None) : null;
-        if (config.Model.LoraRank > 0)
-        {
-            var lora = LoraConfig.Default with { Rank = config.Model.LoraRank, Alpha = config.Model.LoraAlpha };
-            LoraAdapters.Attach(policy, lora);
-            if (policy.value_head is not null) foreach (var p in policy.value_head.parameters()) p.requires_grad = true;
-            if (generatorModel is not null)
-            {
-                LoraAdapters.Attach(generatorModel, lora);
-                generatorModel.load_state_dict(LoraAdapters.AdapterTensors(policy).ToDictionary(kv => kv.Key["base_model.model.".Length..], kv => kv.Value), strict: false);
-            }
-        }
-        var learner = new Learner(policy, reference, InProcessRun.LearnerOptionsFrom(config));
-        return new LearnerSession(config, tokenizer, tasks, policy, reference, generatorModel, learner, stateStore);
-    }
-
-    /// <summary>Greedy held-out accuracy of the policy (NaN without a held-out set).</summary>
-    public double Evaluate() => heldOutPrompts.Count == 0 ? double.NaN
-        : Evaluation.GreedyAccuracy(Policy, heldOutPrompts, heldOutText, ids => Tokenizer.Decode(ids.ToArray(), skipSpecialTokens: true),
-            Config.Sampling.MaxNewTokens, stops);
-
-    /// <summary>Releases the models and the learner.</summary>
-    public void Dispose()
-    {
-        Learner.Dispose();
-        GeneratorModel?.Dispose();
-        Reference.Dispose();
-        Policy.Dispose();
-    }
-
-    /// <summary>Supervised warm start on the task's reference answers (sft.steps of the configuration; a run's own warm start).</summary>
-    public static void WarmStart(TransformerModel policy, ITokenizer tokenizer, TaskSource tasks, RunConfig config, Action<string> log, ConsoleProgress? progress,
-        CancellationToken cancellationToken)
-    {
-        var eos = tokenizer.EosId is { } e ? new[] { e } : Array.Empty<int>();
-        var examples = Enumerable.Range(0, 20_000).Select(i => tasks.Training(-20_000 + i))
-            .Select(t => new SftExample(tokenizer.Encode(t.Prompt), tokenizer.Encode(t.Answer).Concat(eos).ToArray())).ToList();
-        var sft = new SftOptions { Steps = config.Sft.Steps, LearningRate = config.Sft.LearningRate, ExamplesPerStep = config.Sft.ExamplesPerStep, RowLength = 64, Seed = config.Seed };
-        var every = Math.Max(1, sft.Steps / 5);
-        log($"SFT warm start: {sft.Steps} steps of {sft.ExamplesPerStep} examples");
-        progress?.Begin("SFT step", sft.Steps);
-        SupervisedFineTuning.Train(policy, examples, sft, s =>
-        {
-            cancellationToken.ThrowIfCancellationRequested();
-            if (progress is not null) progress.Report(s.Step, $"loss {s.Loss:F3}");
-            else if (s.Step % every == 0 || s.Step == sft.Steps) log($"  sft step {s.Step}/{sft.Steps} loss {s.Loss:F3}");
-        });
-        progress?.End();
-    }
-}
 
 /// <summary>
 /// The four services of a run, each built from a configuration and the transports it is given. The
@@ -141,6 +23,8 @@ public static class PipelineServices
         // Generator and learner do long synchronous tensor work on pool threads; keep threads for the bus.
         ThreadPool.GetMinThreads(out var workers, out var io);
         ThreadPool.SetMinThreads(Math.Max(workers, 16), io);
+        // Those threads would otherwise each get a malloc arena of libtorch's freed memory (see MallocArenas).
+        MallocArenas.Limit();
         torch.set_num_threads(config.Threads > 0 ? config.Threads : Environment.ProcessorCount);
         torch.manual_seed(config.Seed);
     }
@@ -202,7 +86,7 @@ public static class PipelineServices
     }
 
     /// <summary>The learner worker's settings.</summary>
-    public static LearnerWorkerOptions LearnerOptions(RunConfig config, string serviceId) => new()
+    public static LearnerWorkerOptions LearnerWorkerOptions(RunConfig config, string serviceId) => new()
     {
         PromptsPerStep = config.Algorithm.PromptsPerStep, MaxPolicyLag = MaxPolicyLag(config), Steps = config.Train.Steps,
         TimeLimit = config.Train.TimeLimitMinutes > 0 ? TimeSpan.FromMinutes(config.Train.TimeLimitMinutes) : null,
@@ -210,6 +94,48 @@ public static class PipelineServices
         CheckpointEvery = config.Train.CheckpointEvery > 0 ? config.Train.CheckpointEvery : 1, ServiceId = serviceId,
         MaxPrompts = config.Task.MaxPrompts,
     };
+
+    /// <summary>The learner settings named by a run configuration.</summary>
+    public static LearnerOptions LearnerOptions(RunConfig config)
+    {
+        var a = config.Algorithm;
+        return new LearnerOptions
+        {
+            Algorithm = a.Name,
+            LearningRate = a.LearningRate, WarmupSteps = a.WarmupSteps, TotalSteps = Math.Max(config.Train.Steps, 1000),
+            MaxGradNorm = a.MaxGradNorm, Epochs = a.Epochs, Minibatches = a.Minibatches, Temperature = config.Sampling.Temperature,
+            Grpo = new GrpoOptions
+            {
+                ClipLow = a.ClipLow, ClipHigh = a.ClipHigh, Beta = a.KlBeta, MaxImportanceWeight = a.MaxImportanceWeight,
+                KlEstimator = a.KlEstimator, Aggregation = a.LossAggregation, MaxCompletionLength = config.Sampling.MaxNewTokens,
+                StdNormalize = a.StdNormalize, FilterEqualGroups = a.FilterEqualGroups,
+            },
+            // PPO has one clip range: algorithm.clip_low (clip_high is DAPO's clip-higher, a GRPO setting).
+            Ppo = new PpoOptions
+            {
+                ClipRange = a.ClipLow, MaxImportanceWeight = a.MaxImportanceWeight, KlBeta = a.KlBeta,
+                Gamma = a.Gamma, Lambda = a.Lambda, ValueClip = a.ValueClip, ValueCoefficient = a.ValueCoefficient,
+            },
+            Dpo = new DpoOptions
+            {
+                Beta = a.DpoBeta, LabelSmoothing = a.DpoLabelSmoothing, ReferenceFree = a.DpoReferenceFree, SftWeight = a.DpoSftWeight,
+                LossType = a.DpoLoss,
+            },
+            ShuffleRewards = config.Train.ShuffleRewards, Seed = config.Seed,
+        };
+    }
+
+    /// <summary>The one-line progress report of a learner step.</summary>
+    public static string ProgressLine(StepReport r) => $"step {r.Step,4}  {StepMetrics(r)}";
+
+    /// <summary>A learner step's numbers: reward, loss, KL, tokens/s, lag, weights version, time, held-out accuracy.</summary>
+    public static string StepMetrics(StepReport r)
+    {
+        double M(string key) => r.Metrics.TryGetValue(key, out var v) ? v : double.NaN;
+        var accuracy = r.HeldOutAccuracy is { } a ? $"  held-out {a:P1}" : "";
+        return $"reward {M("reward_mean"),6:F3}  loss {M("loss"),8:F4}  kl {M("kl"),7:F4}  " +
+               $"tok/s {M("tokens_per_second"),6:F0}  lag {r.PolicyLagMean:F2}  v{r.PolicyVersion}  {r.ElapsedSeconds,5:F0}s{accuracy}";
+    }
 
     /// <summary>Separate service processes need a shared bus and weight store: inproc and memory are refused, naming the key.</summary>
     public static void RequireSharedTransports(RunConfig config)
@@ -287,10 +213,10 @@ public static class PipelineServices
         var initial = !resuming
             ? (await LearnerWorker.PublishWeightsAsync(store, session.Policy, config.Model.LoraRank > 0, 0, cancellationToken).ConfigureAwait(false)).Version
             : 0; // a resuming learner publishes its restored weights itself
-        var worker = new LearnerWorker(bus, store, session.Learner, session.Policy, LearnerOptions(config, config.Service.Id), config.RunId, initial,
+        var worker = new LearnerWorker(bus, store, session.Learner, session.Policy, LearnerWorkerOptions(config, config.Service.Id), config.RunId, initial,
             session.HeldOutCount > 0 ? session.Evaluate : null, report =>
             {
-                log(InProcessRun.ProgressLine(report));
+                log(ProgressLine(report));
                 tensorboard?.Step(report);
             }, session.StateStore, ledger,
             Transports.CreateGeneratorStatus(config.Transport, WeightsPrefix(config)));

@@ -289,7 +289,7 @@ public static class RunReport
         var steps = summary.Steps;
         double Mean(IEnumerable<StepReport> range) => range.Select(s => s.Metrics.GetValueOrDefault("reward_mean")).DefaultIfEmpty(double.NaN).Average();
         var tenth = Math.Max(1, steps.Count / 10);
-        yield return $"algorithm: {config.Algorithm.Name}, task: {config.Task.Kind}, {steps.Count} learner steps in {summary.ElapsedSeconds:F0} s";
+        yield return $"algorithm: {ConfigNames.Algorithm.Of(config.Algorithm.Name)}, task: {config.Task.Kind}, {steps.Count} learner steps in {summary.ElapsedSeconds:F0} s";
         yield return string.Create(Invariant, $"held-out greedy accuracy: {summary.InitialAccuracy:P1} before RL, {summary.FinalAccuracy:P1} after");
         yield return string.Create(Invariant, $"mean reward: {Mean(steps.Take(tenth)):F3} over the first {tenth} steps, {Mean(steps.TakeLast(tenth)):F3} over the last {tenth}");
         yield return $"groups trained on: {summary.TrainedPrompts.Count} (each once); dropped as stale: {summary.DroppedStale}";

@@ -4,18 +4,10 @@ using OnlineRl.Model;
 
 namespace OnlineRl.Training;
 
-/// <summary>Which update the learner runs.</summary>
-public enum AlgorithmKind
-{
-    /// <summary>GRPO / DAPO / Dr. GRPO (group-relative advantages, clipped surrogate).</summary>
-    Grpo,
-    /// <summary>PPO with a value head, GAE and a KL-penalised reward.</summary>
-    Ppo,
-    /// <summary>Online DPO on best/worst pairs of each group.</summary>
-    Dpo,
-}
-
-/// <summary>Hyper-parameters of the learner (see the algorithm files in OnlineRl.Algorithms for the math).</summary>
+/// <summary>
+/// Hyper-parameters of the learner: the shared loop's (rate schedule, clipping, epochs, minibatches) and the chosen
+/// algorithm's (see the algorithm files in OnlineRl.Algorithms for the math).
+/// </summary>
 public sealed record LearnerOptions
 {
     /// <summary>The update.</summary>
@@ -40,24 +32,12 @@ public sealed record LearnerOptions
     public int Minibatches { get; init; } = 1;
     /// <summary>Temperature the generators sampled with: log-probs are recomputed at the same temperature.</summary>
     public double Temperature { get; init; } = 1.0;
-    /// <summary>GRPO / PPO clipped-loss settings, KL penalty and importance-weight truncation.</summary>
+    /// <summary>GRPO's settings (used when <see cref="Algorithm"/> is GRPO).</summary>
     public GrpoOptions Grpo { get; init; } = new();
-    /// <summary>Divide group advantages by their std (GRPO) or not (Dr. GRPO).</summary>
-    public bool StdNormalize { get; init; } = true;
-    /// <summary>Drop groups whose rewards are all equal (they carry no signal in GRPO).</summary>
-    public bool FilterEqualGroups { get; init; }
-    /// <summary>DPO settings.</summary>
+    /// <summary>PPO's settings.</summary>
+    public PpoOptions Ppo { get; init; } = new();
+    /// <summary>Online DPO's settings.</summary>
     public DpoOptions Dpo { get; init; } = new();
-    /// <summary>PPO discount.</summary>
-    public double Gamma { get; init; } = 1.0;
-    /// <summary>PPO GAE lambda.</summary>
-    public double Lambda { get; init; } = 0.95;
-    /// <summary>PPO value clip range.</summary>
-    public double ValueClip { get; init; } = 0.2;
-    /// <summary>PPO value-loss coefficient.</summary>
-    public double ValueCoefficient { get; init; } = 0.5;
-    /// <summary>PPO KL coefficient in the reward.</summary>
-    public double PpoKlBeta { get; init; } = 0.02;
     /// <summary>Permute rewards across all samples of a batch: a control that must destroy learning.</summary>
     public bool ShuffleRewards { get; init; }
     /// <summary>Seed of minibatch order and reward shuffling.</summary>
@@ -71,15 +51,18 @@ public sealed record LearnerOptions
 public sealed record LearnerStepStats(long Step, bool Skipped, IReadOnlyDictionary<string, double> Metrics);
 
 /// <summary>
-/// The learner: turns batches of scored groups into policy updates with GRPO, PPO or online DPO.
+/// The learner: turns batches of scored groups into policy updates with GRPO, PPO or online DPO. The algorithm
+/// (<see cref="IAlgorithm"/>) prepares each batch and gives the loss of each minibatch; the learner's one loop
+/// does epochs, minibatches, backward, gradient clipping, the optimizer step and the metrics for all of them.
 /// Owns the optimizer; the reference model (frozen initial policy) is used for KL terms and DPO.
 /// Trains whatever parameters require gradients (all weights, or LoRA adapters only).
 /// </summary>
 public sealed class Learner : IDisposable
 {
     private readonly TransformerModel policy;
-    private readonly TransformerModel? reference;
     private readonly LearnerOptions options;
+    private readonly IAlgorithm algorithm;
+    private readonly Models models;
     private readonly List<TorchSharp.Modules.Parameter> trainable;
     private readonly ScheduledAdamW optimizer;
     private readonly Generator random;
@@ -87,18 +70,19 @@ public sealed class Learner : IDisposable
     /// <summary>Creates the learner; PPO needs a policy with a value head.</summary>
     public Learner(TransformerModel policy, TransformerModel? reference, LearnerOptions options)
     {
-        if (options.Algorithm == AlgorithmKind.Ppo && policy.value_head is null)
-            throw new ArgumentException("PPO needs a policy with a value head (ModelHeads.Value)", nameof(policy));
-        var needsReference = options.Algorithm switch
+        algorithm = options.Algorithm switch
         {
-            AlgorithmKind.Grpo => options.Grpo.Beta != 0 && options.Grpo.KlEstimator != KlEstimator.None,
-            AlgorithmKind.Ppo => options.PpoKlBeta != 0,
-            _ => !options.Dpo.ReferenceFree,
+            AlgorithmKind.Grpo => new Algorithms.Grpo(options.Grpo),
+            AlgorithmKind.Ppo => new Ppo(options.Ppo),
+            AlgorithmKind.Dpo => new Dpo(options.Dpo),
+            _ => throw new ArgumentOutOfRangeException(nameof(options), options.Algorithm, "unknown algorithm"),
         };
-        if (needsReference && reference is null) throw new ArgumentException($"{options.Algorithm} with these settings needs a reference model", nameof(reference));
+        if (algorithm.NeedsValueHead && policy.value_head is null)
+            throw new ArgumentException($"{options.Algorithm.ToString().ToUpperInvariant()} needs a policy with a value head (ModelHeads.Value)", nameof(policy));
+        if (algorithm.NeedsReference && reference is null) throw new ArgumentException($"{options.Algorithm} with these settings needs a reference model", nameof(reference));
         this.policy = policy;
-        this.reference = needsReference ? reference : null;
         this.options = options;
+        models = new Models(policy, algorithm.NeedsReference ? reference : null, options.Temperature);
         trainable = policy.parameters().Where(p => p.requires_grad).ToList();
         if (trainable.Count == 0) throw new ArgumentException("the policy has no trainable parameters", nameof(policy));
         optimizer = new ScheduledAdamW(trainable,
@@ -148,16 +132,49 @@ public sealed class Learner : IDisposable
         metrics["learning_rate"] = optimizer.LearningRate;
         policy.train();
 
-        var skipped = options.Algorithm switch
-        {
-            AlgorithmKind.Grpo => GrpoStep(batch, rewards, metrics),
-            AlgorithmKind.Ppo => PpoStep(batch, rewards, metrics),
-            _ => DpoStep(batch, rewardValues, metrics),
-        };
+        var rollouts = new Rollouts(batch.Ids, batch.AttentionMask, batch.CompletionMask, batch.BehaviourLogProbs, rewards,
+            options.Epochs * options.Minibatches);
+        var update = algorithm.Prepare(rollouts, models, metrics);
+        var skipped = update is null || !Update(update, batch.GroupSize, metrics);
         metrics["nonfinite_updates"] = NonFiniteUpdates;
         metrics["step_seconds"] = clock.Elapsed.TotalSeconds;
         metrics["tokens_per_second"] = batch.CompletionTokens / clock.Elapsed.TotalSeconds;
         return new LearnerStepStats(StepCount, skipped, metrics);
+    }
+
+    /// <summary>
+    /// The shared loop: for each epoch and minibatch, the algorithm's loss, backward, clipping and the optimizer step.
+    /// Adds the loss metrics (averaged over minibatches), the last gradient norm and the last minibatch's statistics;
+    /// returns whether any update reached the weights.
+    /// </summary>
+    private bool Update(IAlgorithmUpdate update, int groupSize, Dictionary<string, double> metrics)
+    {
+        var averaged = new Dictionary<string, List<double>>();
+        IReadOnlyList<(string Name, double Value)> last = [];
+        double norm = 0;
+        var applied = false;
+        for (var epoch = 0; epoch < options.Epochs; epoch++)
+        {
+            var minibatches = update.MinibatchGroups is { } groups ? Minibatches(groups, groupSize, policy.Device) : new List<Tensor?> { null };
+            foreach (var rows in minibatches)
+            {
+                using var inner = torch.NewDisposeScope();
+                var result = update.Loss(rows, models);
+                result.Loss.backward();
+                (norm, var made) = ApplyGradients(result.Loss.ItemAsDouble());
+                applied |= made;
+                foreach (var (name, value) in result.Averaged)
+                {
+                    if (!averaged.TryGetValue(name, out var values)) averaged[name] = values = [];
+                    values.Add(value);
+                }
+                last = result.Last;
+            }
+        }
+        foreach (var (name, values) in averaged) metrics[name] = values.Average();
+        metrics["grad_norm"] = norm;
+        foreach (var (name, value) in last) metrics[name] = value;
+        return applied;
     }
 
     private Tensor Shuffle(Tensor rewards)
@@ -166,33 +183,15 @@ public sealed class Learner : IDisposable
         return rewards.reshape(-1).index_select(0, permutation).reshape(rewards.shape);
     }
 
-    /// <summary>log-probs [B, L-1] (and the final hidden states) of rows under <paramref name="model"/>.</summary>
-    private (Tensor logProbs, Tensor hidden) Forward(TransformerModel model, Tensor ids, Tensor attention)
-    {
-        var hidden = model.Hidden(ids, attention);
-        var length = ids.size(1);
-        var logits = model.Logits(hidden.narrow(1, 0, length - 1)).to(ScalarType.Float32);
-        if (options.Temperature != 1.0) logits = logits / options.Temperature;
-        var logProbs = logits.log_softmax(-1).gather(-1, ids.narrow(1, 1, length - 1).unsqueeze(-1)).squeeze(-1);
-        return (logProbs, hidden);
-    }
-
-    private Tensor? NoGradLogProbs(TransformerModel? model, Tensor ids, Tensor attention)
-    {
-        if (model is null) return null;
-        using var noGrad = torch.no_grad();
-        return Forward(model, ids, attention).logProbs;
-    }
-
     /// <summary>Row subsets for minibatches, whole groups kept together.</summary>
-    private List<Tensor> Minibatches(int groupCount, int groupSize, Device device)
+    private List<Tensor?> Minibatches(int groupCount, int groupSize, Device device)
     {
         var order = options.Minibatches > 1 ? torch.randperm(groupCount, generator: random).data<long>().ToArray().Select(g => (int)g).ToArray() : Enumerable.Range(0, groupCount).ToArray();
         var count = Math.Min(options.Minibatches, groupCount);
         return Enumerable.Range(0, count).Select(m =>
         {
             var rows = order.Where((_, i) => i % count == m).SelectMany(g => Enumerable.Range(g * groupSize, groupSize)).Select(r => (long)r).ToArray();
-            return torch.tensor(rows, device: device);
+            return (Tensor?)torch.tensor(rows, device: device);
         }).ToList();
     }
 
@@ -213,154 +212,40 @@ public sealed class Learner : IDisposable
         return (norm, true);
     }
 
-    private bool GrpoStep(RolloutBatch batch, Tensor rewards, Dictionary<string, double> metrics)
-    {
-        var advantages = Advantages.Grpo(rewards, options.StdNormalize).reshape(-1);
-        var rows = torch.arange(batch.GroupCount * batch.GroupSize, ScalarType.Int64, policy.Device);
-        var groupCount = batch.GroupCount;
-        if (options.FilterEqualGroups)
-        {
-            var kept = Algorithms.Grpo.GroupsWithDistinctRewards(rewards);
-            metrics["groups_filtered"] = batch.GroupCount - kept.Length;
-            if (kept.Length == 0) return true;
-            rows = torch.tensor(kept.SelectMany(g => Enumerable.Range(g * batch.GroupSize, batch.GroupSize)).Select(r => (long)r).ToArray(), device: policy.Device);
-            groupCount = kept.Length;
-        }
-        var ids = batch.Ids.index_select(0, rows);
-        var attention = batch.AttentionMask.index_select(0, rows);
-        var mask = batch.CompletionMask.index_select(0, rows);
-        var behaviour = batch.BehaviourLogProbs.index_select(0, rows);
-        advantages = advantages.index_select(0, rows);
-        var referenceLogProbs = NoGradLogProbs(reference, ids, attention);
-        // Several updates per batch need the pre-update policy as the proximal anchor of the clip.
-        var proximal = options.Epochs * options.Minibatches > 1 ? NoGradLogProbs(policy, ids, attention) : null;
-        var grpo = options.Grpo with { MaxCompletionLength = options.Grpo.MaxCompletionLength ?? mask.size(1) };
-        var losses = new List<double>();
-        PolicyLossStats? last = null;
-        double norm = 0;
-        var applied = false;
-        for (var epoch = 0; epoch < options.Epochs; epoch++)
-        {
-            foreach (var mb in Minibatches(groupCount, batch.GroupSize, policy.Device))
-            {
-                using var inner = torch.NewDisposeScope();
-                var (logProbs, _) = Forward(policy, ids.index_select(0, mb), attention.index_select(0, mb));
-                var result = Algorithms.Grpo.Loss(logProbs, advantages.index_select(0, mb), mask.index_select(0, mb), grpo,
-                    oldLogProbs: proximal?.index_select(0, mb), refLogProbs: referenceLogProbs?.index_select(0, mb),
-                    behaviourLogProbs: behaviour.index_select(0, mb));
-                result.Loss.backward();
-                var lossValue = result.Loss.ToDouble();
-                (norm, var made) = ApplyGradients(lossValue);
-                applied |= made;
-                losses.Add(lossValue);
-                last = result.Stats;
-            }
-        }
-        metrics["loss"] = losses.Average();
-        metrics["grad_norm"] = norm;
-        metrics["kl"] = last!.KlMean;
-        metrics["clip_fraction"] = last.ClipFractionLow + last.ClipFractionHigh;
-        metrics["ratio_mean"] = last.RatioMean;
-        metrics["importance_weight_max"] = last.ImportanceWeightMax;
-        return !applied;
-    }
-
-    private bool PpoStep(RolloutBatch batch, Tensor rewards, Dictionary<string, double> metrics)
-    {
-        var ids = batch.Ids;
-        var attention = batch.AttentionMask;
-        var mask = batch.CompletionMask;
-        var length = ids.size(1);
-        Tensor oldLogProbs, oldValues, referenceLogProbs;
-        using (torch.no_grad())
-        {
-            var (logProbs, hidden) = Forward(policy, ids, attention);
-            oldLogProbs = logProbs;
-            oldValues = policy.Values(hidden).narrow(1, 0, length - 1).to(ScalarType.Float32);
-            referenceLogProbs = reference is null ? oldLogProbs : Forward(reference, ids, attention).logProbs;
-        }
-        var tokenRewards = Ppo.KlPenalizedRewards(rewards.reshape(-1), oldLogProbs, referenceLogProbs, mask, options.PpoKlBeta);
-        var (advantages, returns) = Advantages.Gae(tokenRewards, oldValues, mask, options.Gamma, options.Lambda);
-        advantages = Advantages.Whiten(advantages, mask);
-        var losses = new List<double>();
-        var valueLosses = new List<double>();
-        PolicyLossStats? last = null;
-        double norm = 0;
-        var applied = false;
-        for (var epoch = 0; epoch < options.Epochs; epoch++)
-        {
-            foreach (var mb in Minibatches(batch.GroupCount, batch.GroupSize, policy.Device))
-            {
-                using var inner = torch.NewDisposeScope();
-                var (logProbs, hidden) = Forward(policy, ids.index_select(0, mb), attention.index_select(0, mb));
-                var values = policy.Values(hidden).narrow(1, 0, length - 1).to(ScalarType.Float32);
-                var m = mask.index_select(0, mb);
-                var policyLoss = Ppo.PolicyLoss(logProbs, oldLogProbs.index_select(0, mb), advantages.index_select(0, mb), m,
-                    options.Grpo.ClipLow, behaviourLogProbs: batch.BehaviourLogProbs.index_select(0, mb),
-                    maxImportanceWeight: options.Grpo.MaxImportanceWeight);
-                var valueLoss = Ppo.ValueLoss(values, oldValues.index_select(0, mb), returns.index_select(0, mb), m, options.ValueClip);
-                var loss = Ppo.TotalLoss(policyLoss.Loss, valueLoss.Loss, options.ValueCoefficient);
-                loss.backward();
-                (norm, var made) = ApplyGradients(loss.ToDouble());
-                applied |= made;
-                losses.Add(policyLoss.Loss.ToDouble());
-                valueLosses.Add(valueLoss.Loss.ToDouble());
-                last = policyLoss.Stats;
-            }
-        }
-        using (torch.no_grad())
-            metrics["kl"] = Masked.Mean(oldLogProbs - referenceLogProbs, mask).ToDouble();
-        metrics["loss"] = losses.Average();
-        metrics["value_loss"] = valueLosses.Average();
-        metrics["grad_norm"] = norm;
-        metrics["clip_fraction"] = last!.ClipFractionLow + last.ClipFractionHigh;
-        metrics["ratio_mean"] = last.RatioMean;
-        return !applied;
-    }
-
-    private bool DpoStep(RolloutBatch batch, float[] rewardValues, Dictionary<string, double> metrics)
-    {
-        var pairs = Dpo.PairsFromGroups(rewardValues, batch.GroupSize);
-        metrics["pairs"] = pairs.Length;
-        if (pairs.Length == 0) return true;
-        var device = policy.Device;
-        var chosenRows = torch.tensor(pairs.Select(p => (long)p.Chosen).ToArray(), device: device);
-        var rejectedRows = torch.tensor(pairs.Select(p => (long)p.Rejected).ToArray(), device: device);
-        var rows = torch.cat(new[] { chosenRows, rejectedRows });
-        var ids = batch.Ids.index_select(0, rows);
-        var attention = batch.AttentionMask.index_select(0, rows);
-        var mask = batch.CompletionMask.index_select(0, rows);
-        var n = pairs.Length;
-        var referenceLogProbs = NoGradLogProbs(reference, ids, attention);
-        var losses = new List<double>();
-        DpoStats? last = null;
-        double norm = 0;
-        var applied = false;
-        for (var epoch = 0; epoch < options.Epochs; epoch++)
-        {
-            using var inner = torch.NewDisposeScope();
-            var (logProbs, _) = Forward(policy, ids, attention);
-            var result = Dpo.Loss(logProbs.narrow(0, 0, n), mask.narrow(0, 0, n), logProbs.narrow(0, n, n), mask.narrow(0, n, n),
-                referenceLogProbs?.narrow(0, 0, n), referenceLogProbs?.narrow(0, n, n), options.Dpo);
-            result.Loss.backward();
-            var lossValue = result.Loss.ToDouble();
-            (norm, var made) = ApplyGradients(lossValue);
-            applied |= made;
-            losses.Add(lossValue);
-            last = result.Stats;
-        }
-        metrics["loss"] = losses.Average();
-        metrics["grad_norm"] = norm;
-        metrics["dpo_reward_accuracy"] = last!.RewardAccuracy;
-        metrics["dpo_reward_margin"] = last.RewardMargin;
-        return !applied;
-    }
-
     /// <summary>Releases the optimizer state and the random stream.</summary>
     public void Dispose()
     {
         optimizer.Dispose();
         random.Dispose();
+    }
+
+    /// <summary>The policy and reference as the algorithms see them: log-probs of the sampled tokens at the sampling temperature.</summary>
+    private sealed class Models(TransformerModel policy, TransformerModel? reference, double temperature) : IPolicyModels
+    {
+        public (Tensor LogProbs, Tensor? Values) Policy(Tensor ids, Tensor attentionMask, bool withValues = false)
+        {
+            var (logProbs, hidden) = Forward(policy, ids, attentionMask);
+            var values = withValues ? policy.Values(hidden).narrow(1, 0, ids.size(1) - 1).to(ScalarType.Float32) : null;
+            return (logProbs, values);
+        }
+
+        public Tensor? Reference(Tensor ids, Tensor attentionMask)
+        {
+            if (reference is null) return null;
+            using var noGrad = torch.no_grad();
+            return Forward(reference, ids, attentionMask).logProbs;
+        }
+
+        /// <summary>log-probs [B, L-1] (and the final hidden states) of rows under <paramref name="model"/>.</summary>
+        private (Tensor logProbs, Tensor hidden) Forward(TransformerModel model, Tensor ids, Tensor attention)
+        {
+            var hidden = model.Hidden(ids, attention);
+            var length = ids.size(1);
+            var logits = model.Logits(hidden.narrow(1, 0, length - 1)).to(ScalarType.Float32);
+            if (temperature != 1.0) logits = logits.DividedBy(temperature);
+            var logProbs = logits.log_softmax(-1).gather(-1, ids.narrow(1, 1, length - 1).unsqueeze(-1)).squeeze(-1);
+            return (logProbs, hidden);
+        }
     }
 }
 

@@ -98,7 +98,7 @@ public static class RewardModel
             result.Loss.backward();
             if (options.MaxGradNorm > 0) torch.nn.utils.clip_grad_norm_(trainable, options.MaxGradNorm);
             optimizer.Step();
-            var loss = result.Loss.ToDouble();
+            var loss = result.Loss.ItemAsDouble();
             history.Add((loss, result.Accuracy));
             progress?.Invoke(step, loss, result.Accuracy);
         }

@@ -67,7 +67,7 @@ public static class SupervisedFineTuning
             loss.backward();
             var norm = options.MaxGradNorm > 0 ? torch.nn.utils.clip_grad_norm_(trainable, options.MaxGradNorm) : double.NaN;
             optimizer.Step();
-            var stats = new SftStepStats(step + 1, loss.ToDouble(), lr, norm, batch.Ids.numel() / clock.Elapsed.TotalSeconds);
+            var stats = new SftStepStats(step + 1, loss.ItemAsDouble(), lr, norm, batch.Ids.numel() / clock.Elapsed.TotalSeconds);
             history.Add(stats);
             progress?.Invoke(stats);
         }

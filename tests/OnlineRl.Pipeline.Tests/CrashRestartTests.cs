@@ -24,7 +24,7 @@ public class CrashRestartTests
             using (var ledger = PipelineServices.Ledger(config, "learner-a"))
             {
                 var initial = await LearnerWorker.PublishWeightsAsync(store, first.Policy, false, 0, CancellationToken.None);
-                var worker = new LearnerWorker(bus, store, first.Learner, first.Policy, PipelineServices.LearnerOptions(config, "learner-a"), config.RunId,
+                var worker = new LearnerWorker(bus, store, first.Learner, first.Policy, PipelineServices.LearnerWorkerOptions(config, "learner-a"), config.RunId,
                     initial.Version, report: r => { if (r.Step == killAt) throw new SimulatedKill(); }, stateStore: first.StateStore, ledger: ledger);
                 await Assert.ThrowsAsync<SimulatedKill>(() => worker.RunAsync(CancellationToken.None).WaitAsync(TinySetup.HangLimit));
                 versionAtKill = worker.Version;
@@ -56,7 +56,7 @@ public class CrashRestartTests
             using (var ledger = PipelineServices.Ledger(config, "learner-a"))
             {
                 var initial = await LearnerWorker.PublishWeightsAsync(store, first.Policy, false, 0, CancellationToken.None);
-                var worker = new LearnerWorker(bus, store, first.Learner, first.Policy, PipelineServices.LearnerOptions(config, "learner-a"), config.RunId,
+                var worker = new LearnerWorker(bus, store, first.Learner, first.Policy, PipelineServices.LearnerWorkerOptions(config, "learner-a"), config.RunId,
                     initial.Version, stateStore: first.StateStore, ledger: ledger);
                 await Assert.ThrowsAnyAsync<OperationCanceledException>(() => worker.RunAsync(stop.Token).WaitAsync(TinySetup.HangLimit));
                 (versionAtStop, trainedAtStop) = (worker.Version, worker.TrainedPrompts.Count);

@@ -43,7 +43,7 @@ public class NonFiniteLossTests
                 initialWeights = TinySetup.Weights(session.Policy);
                 initialVersion = (await LearnerWorker.PublishWeightsAsync(store, session.Policy, false, 0, CancellationToken.None)).Version;
                 var reports = new List<StepReport>();
-                var worker = new LearnerWorker(bus, store, session.Learner, session.Policy, PipelineServices.LearnerOptions(learnerConfig, "learner-a"),
+                var worker = new LearnerWorker(bus, store, session.Learner, session.Policy, PipelineServices.LearnerWorkerOptions(learnerConfig, "learner-a"),
                     config.RunId, initialVersion, report: reports.Add, stateStore: session.StateStore);
                 await worker.RunAsync(CancellationToken.None).WaitAsync(TinySetup.HangLimit);
 

@@ -30,11 +30,11 @@ public class RunConfigTests
             var fromJson = RunConfig.Load(json);
             Assert.Equal(fromJson.ToJson(), fromYaml.ToJson());
             Assert.Equal(4, fromYaml.Sampling.GroupSize);
-            Assert.Equal("dpo", fromYaml.Algorithm.Name);
+            Assert.Equal(OnlineRl.Algorithms.AlgorithmKind.Dpo, fromYaml.Algorithm.Name);
             Assert.False(fromYaml.Train.Overlap);
             Assert.Equal(6, fromYaml.Sampling.MaxNewTokens); // untouched keys keep their defaults
             var overridden = RunConfig.Load(yaml, new Dictionary<string, string> { ["algorithm.name"] = "ppo", ["sampling.group_size"] = "16", ["train.overlap"] = "true" });
-            Assert.Equal("ppo", overridden.Algorithm.Name);
+            Assert.Equal(OnlineRl.Algorithms.AlgorithmKind.Ppo, overridden.Algorithm.Name);
             Assert.Equal(16, overridden.Sampling.GroupSize);
             Assert.True(overridden.Train.Overlap);
             Assert.Equal(0.2, overridden.Algorithm.DpoBeta);
@@ -84,7 +84,7 @@ public class RunConfigTests
             var path = Path.Combine(dir.FullName, "services", "OnlineRl.Cli", "configs", "grpo-addition.yaml");
             if (!File.Exists(path)) continue;
             var config = RunConfig.Load(path);
-            Assert.Equal("grpo", config.Algorithm.Name);
+            Assert.Equal(OnlineRl.Algorithms.AlgorithmKind.Grpo, config.Algorithm.Name);
             Assert.Equal("addition", config.Task.Kind);
             return;
         }

@@ -22,7 +22,7 @@ public class RunConfigTypeTests
         {
             var config = RunConfig.Load(path);
             Assert.Equal(1e-4, config.Algorithm.LearningRate);
-            Assert.Equal("ppo", config.Algorithm.Name);
+            Assert.Equal(OnlineRl.Algorithms.AlgorithmKind.Ppo, config.Algorithm.Name);
             Assert.Equal(7, config.Train.Steps);
         }
         finally

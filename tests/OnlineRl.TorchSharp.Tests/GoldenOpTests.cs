@@ -1,4 +1,5 @@
 using System.Text.Json;
+using OnlineRl.Model;
 using OnlineRl.TestSupport;
 using F = TorchSharp.torch.nn.functional;
 
@@ -17,6 +18,13 @@ namespace OnlineRl.TorchSharp.Tests;
 public class GoldenOpTests
 {
     private static Tensor[] Pair((Tensor values, Tensor indices) r) => [r.values, r.indices];
+
+    /// <summary>An op given a Scalar held through the call, as the project's code holds them.</summary>
+    private static Tensor Held(double value, Func<Scalar, Tensor> op)
+    {
+        using var scalar = value.ToScalar();
+        return op(scalar);
+    }
 
     private static Tensor InPlace(Tensor x, Action<Tensor> update)
     {
@@ -60,7 +68,7 @@ public class GoldenOpTests
         ["neg_operator"] = a => [-a[0]],
         ["exp"] = a => [a[0].exp()],
         ["rsqrt"] = a => [a[0].rsqrt()],
-        ["square"] = a => [a[0].square()],
+        ["square"] = a => [a[0].Squared()],
         ["sin"] = a => [a[0].sin()],
         ["cos"] = a => [a[0].cos()],
         ["sin_cos_large"] = a => [a[0].sin(), a[0].cos()],
@@ -70,7 +78,7 @@ public class GoldenOpTests
         ["logsigmoid"] = a => [F.logsigmoid(a[0])],
 
         // ---- element-wise, two inputs ----
-        ["add"] = a => [a[0] + a[1]],
+        ["add"] = a => [a[0].Plus(a[1])],
         ["sub"] = a => [a[0] - a[1]],
         ["mul"] = a => [a[0] * a[1]],
         ["div"] = a => [a[0] / a[1]],
@@ -92,29 +100,29 @@ public class GoldenOpTests
         ["lt_scalar"] = a => [a[0].lt(0.8)],
         ["logical_and"] = a => [a[0].logical_and(a[1])],
         ["logical_or_broadcast"] = a => [a[0].logical_or(a[1])],
-        ["add_scalar"] = a => [a[0] + 1e-6],
-        ["sub_scalar"] = a => [a[0] - 5.0],
-        ["sub_int"] = a => [a[0] - 1],
-        ["sub_long_int64"] = a => [a[0] - 1L],
-        ["mul_scalar"] = a => [a[0].mul(-9.2)],
-        ["rmul_scalar"] = a => [0.1 * a[0]],
-        ["div_scalar"] = a => [a[0] / 0.7],
+        ["add_scalar"] = a => [a[0].Plus(1e-6)],
+        ["sub_scalar"] = a => [a[0].Minus(5.0)],
+        ["sub_int"] = a => [a[0].Minus(1)],
+        ["sub_long_int64"] = a => [a[0].Minus(1L)],
+        ["mul_scalar"] = a => [a[0].Times(-9.2)],
+        ["rmul_scalar"] = a => [a[0].Times(0.1)],
+        ["div_scalar"] = a => [a[0].DividedBy(0.7)],
 
         // ---- in place (on a clone) ----
-        ["add__tensor"] = a => [InPlace(a[0], y => y.add_(a[1]))],
+        ["add__tensor"] = a => [InPlace(a[0], y => y.add_(a[1], HeldScalars.One))],
         // TorchSharp's zero_ is not differentiable (it records aten::zeros); the project zeroes under no_grad only.
         ["zero_"] = a => [a[0].zero_()],
-        ["fill_"] = a => [InPlace(a[0], y => y.fill_(1))],
+        ["fill_"] = a => [InPlace(a[0], y => y.fill_(HeldScalars.One))],
         ["copy__narrow"] = a => [InPlace(a[0], y => y.narrow(2, 1, 2).copy_(a[1]))],
         ["copy__convert"] = a => [InPlace(a[0], y => y.copy_(a[1]))],
         ["normal_"] = _ => Seeded(6, () => torch.empty(4, 8).normal_(0.0, 0.02)),
         ["normal__small"] = _ => Seeded(7, () => torch.empty(2, 5).normal_(0.0, 0.02)),
 
         // ---- selection ----
-        ["clamp"] = a => [a[0].clamp(0.8, 1.2)],
-        ["clamp_min"] = a => [a[0].clamp(min: 1)],
-        ["clamp_max"] = a => [a[0].clamp(max: 2.0)],
-        ["clamp_min_int64"] = a => [a[0].clamp(min: 0)],
+        ["clamp"] = a => [Held(0.8, low => Held(1.2, high => a[0].clamp(low, high)))],
+        ["clamp_min"] = a => [a[0].clamp_min(HeldScalars.One)],
+        ["clamp_max"] = a => [Held(2.0, cap => a[0].clamp_max(cap))],
+        ["clamp_min_int64"] = a => [a[0].clamp_min(HeldScalars.Zero)],
         ["clamp_tensor"] = a => [a[0].clamp(a[1], a[2])],
         ["masked_fill_min_float"] = a => [a[0].masked_fill(a[1], float.MinValue)],
         ["masked_fill_neg_inf"] = a => [a[0].masked_fill(a[1], double.NegativeInfinity)],
@@ -199,10 +207,10 @@ public class GoldenOpTests
         ["ones_0dim"] = _ => [torch.ones(Array.Empty<long>())],
         ["zeros_like"] = a => [torch.zeros_like(a[0])],
         ["empty_shape"] = _ => [torch.tensor(torch.empty([2, 3, 4], ScalarType.BFloat16).shape)],
-        ["arange_range_int64"] = _ => [torch.arange(2, 7, 1, ScalarType.Int64)],
-        ["arange_end_int64"] = _ => [torch.arange(4, ScalarType.Int64)],
-        ["arange_step2_int64"] = _ => [torch.arange(0, 8, 2, ScalarType.Int64)],
-        ["arange_float32"] = _ => [torch.arange(1, 6, 1, ScalarType.Float32)],
+        ["arange_range_int64"] = _ => [HeldScalars.Range(2, 7)],
+        ["arange_end_int64"] = _ => [HeldScalars.Range(0, 4)],
+        ["arange_step2_int64"] = _ => [HeldScalars.Range(0, 8, step: 2)],
+        ["arange_float32"] = _ => [HeldScalars.Range(1, 6).to(ScalarType.Float32)],
         ["linspace"] = _ => [torch.linspace(-1, 1, 7)],
         ["rand"] = _ => Seeded(42, () => torch.rand(3, 4)),
         ["randn"] = _ => Seeded(44, () => torch.randn(3, 4)),

@@ -153,7 +153,7 @@ case("neg", lambda x: x.neg(), N(3, 4))                                  # Rotar
 case("neg_operator", lambda x: -x, N(3, 4))                              # Dpo, Grpo, Ppo.Entropy
 case("exp", lambda x: x.exp(), N(3, 4))                                  # Kl, Grpo ratio, rotary frequencies
 case("rsqrt", lambda x: x.rsqrt(), U(3, 4, lo=0.1, hi=3))                # RMSNorm, Advantages.Whiten
-case("square", lambda x: x.square(), N(3, 4))                            # RMSNorm, Kl k2, Ppo value loss
+case("square", lambda x: x.square(), N(3, 4))                            # HeldScalars.Squared (x * x): RMSNorm, Kl k2, Ppo value loss
 case("sin", lambda x: x.sin(), N(3, 4, scale=2))                         # rotary tables, smoke
 case("cos", lambda x: x.cos(), N(3, 4, scale=2))                         # rotary tables
 case("sin_cos_large", lambda x: (x.sin(), x.cos()), U(4, 8, lo=0, hi=4000))  # rotary tables of far positions
