@@ -36,21 +36,12 @@ public sealed record SamplingOptions
     }
 }
 
-/// <summary>Why a completion ended.</summary>
-public enum FinishReason
-{
-    /// <summary>A stop token or stop string.</summary>
-    Stop,
-    /// <summary>MaxNewTokens reached.</summary>
-    Length,
-}
-
 /// <summary>One sampled completion.</summary>
 /// <param name="PromptIndex">Which prompt it continues.</param>
 /// <param name="TokenIds">The generated tokens (a final stop token included).</param>
 /// <param name="LogProbs">log pi(token) of each generated token under the sampling distribution at the
 /// configured temperature, before top-k/top-p truncation: the behaviour log-probs a learner needs.</param>
-/// <param name="Finish">Why it ended.</param>
+/// <param name="Finish">Why it ended (Stop: a stop token or string; Length: MaxNewTokens reached).</param>
 public sealed record Completion(int PromptIndex, int[] TokenIds, float[] LogProbs, FinishReason Finish);
 
 /// <summary>

@@ -307,7 +307,7 @@ public sealed partial class GeneratorWorker
             var completion = new OnlineRl.Contracts.Completion
             {
                 Text = tokenizer.Decode(c.TokenIds, skipSpecialTokens: true),
-                FinishReason = c.Finish == Model.FinishReason.Stop ? Contracts.FinishReason.Stop : Contracts.FinishReason.Length,
+                FinishReason = c.Finish,
             };
             completion.TokenIds.AddRange(c.TokenIds);
             completion.Logprobs.AddRange(c.LogProbs);
