@@ -67,7 +67,9 @@ public sealed class FeederWorker(IEventBus bus, TaskSource tasks, ITokenizer tok
     /// <summary>Runs until cancelled.</summary>
     public async Task RunAsync(CancellationToken cancellationToken)
     {
-        var announcements = bus.Subscribe(Topics.Policy, $"feeder-{runId}", "feeder");
+        var policy = new Consumer<PolicyVersion>(bus, Topics.Policy, $"feeder-{runId}", "feeder",
+            new ConsumerOptions { ServiceId = "feeder", Stage = "feeder", RunId = runId });
+        var announcements = bus.Subscribe(policy.Topic, policy.GroupId, policy.ConsumerId);
         await using var _ = announcements.ConfigureAwait(false);
         long retired = 0, newestVersion = 0;
         if (cursor is not null && await cursor.LoadAsync(cancellationToken).ConfigureAwait(false) is { } position)
@@ -90,15 +92,14 @@ public sealed class FeederWorker(IEventBus bus, TaskSource tasks, ITokenizer tok
                 await SaveAsync(retired, newestVersion, cancellationToken).ConfigureAwait(false);
             }
             PipelineMetrics.Shared.PromptsInFlight(Published - retired);
+            // Admission pauses here until the learner announces progress (an undecodable announcement is dead-lettered).
             var message = await announcements.ReceiveAsync(cancellationToken).ConfigureAwait(false);
-            var decoded = MessageCodec.Default.Decode<PolicyVersion>(message.Payload.Span);
-            if (decoded.Ok)
+            await policy.ProcessAsync(announcements, message, async (announcement, _, ct) =>
             {
-                retired = Math.Max(retired, decoded.Value!.RetiredPrompts);
-                newestVersion = Math.Max(newestVersion, decoded.Value.Version);
-                await SaveAsync(retired, newestVersion, cancellationToken).ConfigureAwait(false);
-            }
-            await announcements.AckAsync(message, cancellationToken).ConfigureAwait(false);
+                retired = Math.Max(retired, announcement.RetiredPrompts);
+                newestVersion = Math.Max(newestVersion, announcement.Version);
+                await SaveAsync(retired, newestVersion, ct).ConfigureAwait(false);
+            }, cancellationToken).ConfigureAwait(false);
         }
     }
 

@@ -158,18 +158,15 @@ public sealed partial class GeneratorWorker
 
     private static readonly TimeSpan IdleWeightCheck = TimeSpan.FromMilliseconds(250);
 
-    private async Task WatchPolicyAsync(CancellationToken cancellationToken)
-    {
-        var subscription = bus.Subscribe(Topics.Policy, $"generator-{GeneratorId}", GeneratorId);
-        await using var _ = subscription.ConfigureAwait(false);
-        while (true)
-        {
-            var message = await subscription.ReceiveAsync(cancellationToken).ConfigureAwait(false);
-            var decoded = MessageCodec.Default.Decode<PolicyVersion>(message.Payload.Span);
-            if (decoded.Ok) InterlockedMax(ref announced, decoded.Value!.Version);
-            await subscription.AckAsync(message, cancellationToken).ConfigureAwait(false);
-        }
-    }
+    /// <summary>Follows the learner's announcements (an undecodable one goes to the dead-letter topic).</summary>
+    private Task WatchPolicyAsync(CancellationToken cancellationToken) =>
+        new Consumer<PolicyVersion>(bus, Topics.Policy, $"generator-{GeneratorId}", GeneratorId,
+                new ConsumerOptions { ServiceId = GeneratorId, Stage = "generator", RunId = runId })
+            .RunAsync((announcement, _, _) =>
+            {
+                InterlockedMax(ref announced, announcement.Version);
+                return ValueTask.CompletedTask;
+            }, cancellationToken);
 
     private static void InterlockedMax(ref long target, long value)
     {

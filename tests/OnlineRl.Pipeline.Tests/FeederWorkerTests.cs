@@ -42,6 +42,38 @@ public class FeederWorkerTests
     }
 
     [Fact]
+    public async Task AnUndecodableAnnouncementIsDeadLetteredAndTheFeederKeepsAdmitting()
+    {
+        const string runId = "feeder-dead-letter";
+        await using var bus = new InProcessEventBus();
+        var prompts = bus.Subscribe(Topics.Prompts, "generators", "test-generator");
+        var deadLetters = bus.Subscribe(Topics.DeadLetter, "test-audit", "test-audit");
+        var feeder = new FeederWorker(bus, TaskSource.Create(new TaskSection { EvalSize = 0 }, seed: 1), new CharTokenizer(AdditionTask.Alphabet), runId,
+            inFlightLimit: 1);
+        using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        var running = feeder.RunAsync(stop.Token);
+        var first = await prompts.ReceiveAsync(stop.Token);
+        await prompts.AckAsync(first, stop.Token);
+
+        await bus.PublishAsync(Topics.Policy, "garbage", new byte[] { 0xff, 0x01, 0x02 }, cancellationToken: stop.Token);
+        var letter = await deadLetters.ReceiveAsync(stop.Token);
+        var dead = MessageCodec.Default.Decode<DeadLetter>(letter.Payload.Span).Value!;
+        Assert.Equal(Topics.Policy, dead.OriginalTopic);
+        Assert.Equal("feeder", dead.ServiceId);
+        Assert.NotEmpty(dead.Reason);
+        Assert.Equal(1, feeder.Published);
+
+        var announcement = new PolicyVersion { Version = 1, Step = 1, ManifestLocation = "weights:v1", RetiredPrompts = 1 };
+        await new Publisher(bus).PublishAsync(Topics.Policy, announcement.Stamp(runId), cancellationToken: stop.Token);
+        var second = MessageCodec.Default.Decode<PromptMessage>((await prompts.ReceiveAsync(stop.Token)).Payload.Span).Value!;
+        Assert.Equal(1, second.DatasetIndex);
+        Assert.Equal(1, second.MinPolicyVersion);
+
+        await stop.CancelAsync();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => running);
+    }
+
+    [Fact]
     public async Task ARestartedFeederContinuesTheNumberingAndTheAdmissionsOfItsPredecessor()
     {
         const string runId = "feeder-restart-test";
