@@ -9,4 +9,6 @@ source deploy/setup-debian.sh
 onlinerl_setup
 echo "==> building (Release)"
 dotnet build services/OnlineRl.Cli/OnlineRl.Cli.csproj -c Release -v quiet -nologo -clp:NoSummary
+# Two malloc arenas (glibc reads this at start-up): libtorch's freed memory otherwise piles up in per-thread arenas.
+export MALLOC_ARENA_MAX="${MALLOC_ARENA_MAX:-2}"
 exec dotnet services/OnlineRl.Cli/bin/Release/net10.0/onlinerl.dll run --config services/OnlineRl.Cli/configs/grpo-addition.yaml "$@"

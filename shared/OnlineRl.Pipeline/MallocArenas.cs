@@ -6,11 +6,16 @@ namespace OnlineRl.Pipeline;
 /// Caps glibc's malloc arenas. glibc gives threads that contend for the heap arenas of their own, up to 8 per core,
 /// and an arena's freed memory mostly stays resident. A learner (libtorch allocating from pool threads, with the
 /// thread pool kept at 16+ threads for the bus) grew from 600 to 930 MiB over a 20-minute soak with its tensors
-/// and managed heap flat; with 2 arenas it stayed at 440-460 MiB for 12 minutes (docs/soak). The same as running
-/// with MALLOC_ARENA_MAX=2, which, when set, wins: then this does nothing.
+/// and managed heap flat; started with MALLOC_ARENA_MAX=2 it stayed at 440-460 MiB for 12 minutes (docs/soak).
+/// Set at run time (mallopt) the limit leaves the arenas made before it: the same learner then held 600-710 MiB,
+/// flat. So the environment variable, read by glibc at start-up, is the first choice (the Docker image,
+/// run.sh and <see cref="ServiceProcess"/> set it), and this call the fallback; with the variable set it does nothing.
 /// </summary>
 public static partial class MallocArenas
 {
+    /// <summary>glibc's environment variable for the limit.</summary>
+    public const string EnvironmentVariable = "MALLOC_ARENA_MAX";
+
     /// <summary>The arenas a service process keeps by default.</summary>
     public const int DefaultLimit = 2;
 
@@ -27,7 +32,7 @@ public static partial class MallocArenas
     public static bool Limit(int arenas = DefaultLimit)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(arenas, 1);
-        if (!OperatingSystem.IsLinux() || Environment.GetEnvironmentVariable("MALLOC_ARENA_MAX") is not null) return false;
+        if (!OperatingSystem.IsLinux() || Environment.GetEnvironmentVariable(EnvironmentVariable) is not null) return false;
         try { return Mallopt(MArenaMax, arenas) == 1; }
         catch (EntryPointNotFoundException) { return false; }
         catch (DllNotFoundException) { return false; }

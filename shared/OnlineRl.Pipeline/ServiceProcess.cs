@@ -41,8 +41,8 @@ public sealed partial class ServiceProcess : IDisposable
     public int ExitCode => process.ExitCode;
 
     /// <summary>
-    /// Starts <c>dotnet ONLINERL_DLL ARGS</c> with extra environment variables; output goes to
-    /// <paramref name="logFile"/> too.
+    /// Starts <c>dotnet ONLINERL_DLL ARGS</c> with extra environment variables (and MALLOC_ARENA_MAX=2 unless this
+    /// process has one); output goes to <paramref name="logFile"/> too.
     /// </summary>
     public static ServiceProcess Start(string name, string onlinerlDll, IEnumerable<string> arguments, string logFile,
         IReadOnlyDictionary<string, string>? environment = null)
@@ -56,6 +56,9 @@ public sealed partial class ServiceProcess : IDisposable
         };
         info.ArgumentList.Add(onlinerlDll);
         foreach (var argument in arguments) info.ArgumentList.Add(argument);
+        // As the Docker image does: glibc reads the arena limit only at start-up (see MallocArenas).
+        if (Environment.GetEnvironmentVariable(MallocArenas.EnvironmentVariable) is null)
+            info.Environment[MallocArenas.EnvironmentVariable] = MallocArenas.DefaultLimit.ToString(System.Globalization.CultureInfo.InvariantCulture);
         foreach (var (key, value) in environment ?? new Dictionary<string, string>()) info.Environment[key] = value;
         Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(logFile))!);
         var log = new StreamWriter(logFile, append: true) { AutoFlush = true };
