@@ -50,6 +50,7 @@ public sealed class WeightStore(IBlobStore blobs, WeightStoreOptions? options = 
 
     private string CurrentKey => $"{options.Prefix}:current";
     private string ManifestKey(long version) => $"{options.Prefix}:v{version}:manifest";
+    private string PrunedThroughKey => $"{options.Prefix}:pruned_through";
     private string ChunkKey(long version, int tensor, int chunk) => $"{options.Prefix}:v{version}:t{tensor}:c{chunk}";
 
     /// <summary>The newest published version, or null when none.</summary>
@@ -251,6 +252,11 @@ public sealed class WeightStore(IBlobStore blobs, WeightStoreOptions? options = 
     /// <summary>
     /// Deletes versions older than every version in <paramref name="heldVersions"/> (what live generators
     /// hold), always keeping the newest <see cref="WeightStoreOptions.KeepNewest"/>; returns the deleted versions.
+    /// Every version above the last prune's mark is looked at, gaps included: a Redis restarted from its append-only
+    /// file can bring back a version whose deletion it lost (its last second of writes) while a later one stays
+    /// deleted; that version then sits below a gap, and a walk stopping at the first gap kept it for good (the soak
+    /// found 5 versions stored where 3 were allowed). The mark is written after the deletions, so a lost mark only
+    /// makes the next prune look further.
     /// </summary>
     public async Task<IReadOnlyList<long>> PruneAsync(IReadOnlyCollection<long> heldVersions, CancellationToken cancellationToken = default)
     {
@@ -258,16 +264,24 @@ public sealed class WeightStore(IBlobStore blobs, WeightStoreOptions? options = 
         if (current is null) return Array.Empty<long>();
         var keepFrom = Math.Max(1, current.Value - options.KeepNewest + 1);
         if (heldVersions.Count > 0) keepFrom = Math.Min(keepFrom, heldVersions.Min());
+        var markBytes = await blobs.GetAsync(PrunedThroughKey, cancellationToken).ConfigureAwait(false);
+        long? mark = markBytes is { Length: 8 } ? BitConverter.ToInt64(markBytes) : null;
         var deleted = new List<long>();
-        for (var v = keepFrom - 1; v >= 1; v--)
+        for (var v = keepFrom - 1; v > (mark ?? 0); v--)
         {
             var manifestBytes = await blobs.GetAsync(ManifestKey(v), cancellationToken).ConfigureAwait(false);
-            if (manifestBytes is null) break;
+            if (manifestBytes is null)
+            {
+                // Without a mark (a store older than it) the first gap is where an earlier prune stopped.
+                if (mark is null) break;
+                continue;
+            }
             var manifest = JsonSerializer.Deserialize<WeightManifest>(manifestBytes, Json)!;
             await blobs.DeleteAsync(manifest.Tensors.SelectMany(t => t.Chunks), cancellationToken).ConfigureAwait(false);
             await blobs.DeleteAsync(new[] { ManifestKey(v) }, cancellationToken).ConfigureAwait(false);
             deleted.Add(v);
         }
+        if (keepFrom - 1 > (mark ?? 0)) await blobs.SetAsync(PrunedThroughKey, BitConverter.GetBytes(keepFrom - 1), cancellationToken).ConfigureAwait(false);
         return deleted;
     }
 }

@@ -114,4 +114,25 @@ public class WeightStoreTests
         Assert.Equal(new long[] { 4, 3 }, await store.PruneAsync(Array.Empty<long>()));
         Assert.All(blobs.Keys.Where(k => k.Contains(":v")), k => Assert.True(k.Contains(":v5:") || k.Contains(":v6:"), k));
     }
+
+    [Fact]
+    public async Task PruneDeletesAVersionThatAStoreRestartBroughtBackBelowAGap()
+    {
+        var blobs = new InMemoryBlobStore();
+        var store = new WeightStore(blobs, new WeightStoreOptions { KeepNewest = 2 });
+        var weights = SampleWeights(4);
+        for (var i = 0; i < 4; i++) await store.PublishAsync(weights, i);
+        Assert.Equal(new long[] { 2, 1 }, await store.PruneAsync(Array.Empty<long>()));
+        // Redis killed right after the next prune deleted version 3: its append-only file lost those deletions and the
+        // new mark, so version 3 comes back while version 4's deletion (a second earlier) stays.
+        var lostWrites = blobs.Keys.Where(k => k.Contains(":v3:") || k.EndsWith(":pruned_through", StringComparison.Ordinal))
+            .ToDictionary(k => k, k => blobs.GetAsync(k).Result!);
+        for (var i = 4; i < 6; i++) await store.PublishAsync(weights, i);
+        Assert.Equal(new long[] { 4, 3 }, await store.PruneAsync(Array.Empty<long>()));
+        foreach (var (key, value) in lostWrites) await blobs.SetAsync(key, value);
+
+        await store.PublishAsync(weights, 6);
+        Assert.Equal(new long[] { 5, 3 }, await store.PruneAsync(Array.Empty<long>()));
+        Assert.All(blobs.Keys.Where(k => k.Contains(":v")), k => Assert.True(k.Contains(":v6:") || k.Contains(":v7:"), k));
+    }
 }
