@@ -4,6 +4,7 @@ using System.Net;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using OnlineRl.Hosting;
 using OnlineRl.Model;
 using OnlineRl.Pipeline;
 using OnlineRl.ServiceDefaults;
@@ -115,7 +116,7 @@ internal static class CompareReferenceCommand
         var summary = await InProcessRun.RunAsync(config, line =>
         {
             if (line.Contains("held-out", StringComparison.Ordinal)) log(line);
-        });
+        }, transports: new Transports());
         var points = new List<Point> { new(0, 0, summary.InitialAccuracy) };
         points.AddRange(summary.Steps.Where(s => s.HeldOutAccuracy is not null)
             .Select(s => new Point(s.Step, s.ElapsedSeconds - s.EvaluationSeconds, s.HeldOutAccuracy!.Value)));

@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using OnlineRl.Hosting;
 using OnlineRl.Model;
 using OnlineRl.Pipeline;
 using TorchSharp;
@@ -235,7 +236,7 @@ internal static class LearnerBench
         });
         try
         {
-            return InProcessRun.RunAsync(config, _ => { }).GetAwaiter().GetResult();
+            return InProcessRun.RunAsync(config, _ => { }, transports: new Transports()).GetAwaiter().GetResult();
         }
         finally
         {

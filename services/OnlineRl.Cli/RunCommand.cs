@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using OnlineRl.Hosting;
 using OnlineRl.Pipeline;
 using OnlineRl.ServiceDefaults;
 
@@ -54,7 +55,7 @@ internal static class RunCommand
         await using var _ = endpoint;
         try
         {
-            var summary = await InProcessRun.RunAsync(config, log, cancel.Token, progress);
+            var summary = await InProcessRun.RunAsync(config, log, cancel.Token, progress, new Transports());
             return summary.Steps.Count > 0 ? 0 : 1;
         }
         catch (OperationCanceledException) when (cancel.IsCancellationRequested)

@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using OnlineRl.Hosting;
 using OnlineRl.Messaging;
 using OnlineRl.Pipeline;
 using OnlineRl.ServiceDefaults;
@@ -32,8 +33,9 @@ internal static class ServiceCommands
             // Transport problems (a broker down, Redis restarting, a rebalance) are logged, not only retried.
             using var logs = ServiceLogging.CreateLoggerFactory();
             using var deliveries = PipelineServices.DeliveryJournal(config, config.Service.Id);
-            await using var bus = Transports.CreateBus(config.Transport, deliveries, logs);
-            var blobs = Transports.CreateBlobStore(config.Transport, logs);
+            var transports = new Transports(logs);
+            await using var bus = transports.CreateBus(config.Transport, deliveries);
+            var blobs = transports.CreateBlobStore(config.Transport);
             readiness = Readiness.Ready;
             // SIGTERM (docker stop, Kubernetes) and Ctrl-C stop gracefully: work in hand is finished or handed back.
             using var stop = new CancellationTokenSource();
@@ -53,9 +55,10 @@ internal static class ServiceCommands
                 {
                     "feeder" => PipelineServices.RunFeederAsync(config, bus, blobs, Log, stop.Token),
                     "generator" => PipelineServices.RunGeneratorAsync(config, bus, blobs,
-                        Transports.CreateGeneratorStatus(config.Transport, PipelineServices.WeightsPrefix(config)), Log, stop.Token),
+                        transports.CreateGeneratorStatus(config.Transport, PipelineServices.WeightsPrefix(config)), Log, stop.Token),
                     "scorer" => PipelineServices.RunScorerAsync(config, bus, Log, stop.Token),
-                    _ => PipelineServices.RunLearnerAsync(config, bus, blobs, Log, stop.Token),
+                    _ => PipelineServices.RunLearnerAsync(config, bus, blobs,
+                        transports.CreateGeneratorStatus(config.Transport, PipelineServices.WeightsPrefix(config)), Log, stop.Token),
                 });
             }
             catch (OperationCanceledException) when (stop.IsCancellationRequested)
