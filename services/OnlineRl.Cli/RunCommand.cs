@@ -15,7 +15,7 @@ internal static class RunCommand
         RunConfig config;
         try
         {
-            config = ServiceConfiguration.Load(path.Length == 0 ? null : path, overrides);
+            config = ServiceConfiguration.Load(RunConfig.Load, path.Length == 0 ? null : path, overrides);
         }
         catch (ConfigException e)
         {
@@ -44,7 +44,8 @@ internal static class RunCommand
             endpoint = await ServiceEndpoint.StartAsync(new ServiceEndpointOptions
             {
                 // Through the progress output, so a warning does not land in the middle of the live line.
-                Port = config.Service.MetricsPort, ServiceName = "onlinerl-run", ReportMetricsProblem = problem => log("metrics: " + problem),
+                Port = config.Service.MetricsPort, ServiceName = "onlinerl-run", MeterNames = PipelineMetrics.ServiceMeterNames,
+                ReportMetricsProblem = problem => log("metrics: " + problem),
             });
             log($"metrics: http://localhost:{endpoint.Port}/metrics (health: /healthz, /readyz)");
         }

@@ -18,7 +18,7 @@ internal static class ServiceCommands
         RunConfig config;
         try
         {
-            config = ServiceConfiguration.Load(path.Length == 0 ? null : path, options.Unread());
+            config = ServiceConfiguration.Load(RunConfig.Load, path.Length == 0 ? null : path, options.Unread());
             PipelineServices.RequireSharedTransports(config);
             PipelineServices.ConfigureProcess(config);
             var start = DateTime.Now;
@@ -27,7 +27,8 @@ internal static class ServiceCommands
             var readiness = Readiness.NotReady("connecting to the transports");
             await using var endpoint = await ServiceEndpoint.StartAsync(new ServiceEndpointOptions
             {
-                Port = config.Service.MetricsPort, ServiceName = $"onlinerl-{service}", Readiness = () => readiness,
+                Port = config.Service.MetricsPort, ServiceName = $"onlinerl-{service}", MeterNames = PipelineMetrics.ServiceMeterNames,
+                Readiness = () => readiness,
             });
             Log($"metrics on port {endpoint.Port}");
             // Transport problems (a broker down, Redis restarting, a rebalance) are logged, not only retried.
