@@ -128,12 +128,73 @@ internal static class GenerationBench
                 text.AppendLine(row);
                 progress($"  generation, batch {batch}: ours {ourRate:F0} tok/s, reference {(refRate is { } y ? y.ToString("F0", CultureInfo.InvariantCulture) : "n/a")} tok/s, ratio {ratio}");
             }
+            text.Append(RolloutSection(directory, quick, threads, progress));
             return text.ToString();
         }
         finally
         {
             try { Directory.Delete(directory, recursive: true); } catch (IOException) { }
         }
+    }
+
+    /// <summary>
+    /// Rollout throughput of the generator's two modes on the bench checkpoint: 32 prompts (8-48 tokens) × 4 completions
+    /// that end at any of 128 stop tokens or after 128 tokens (16 prompts, 64 tokens with --quick), so completion lengths
+    /// mix short and long as in RL rollouts. Static: <see cref="Sampler.Generate"/> on batches of 8 prompts (32 rows), each
+    /// running until its longest completion ends; continuous: one <see cref="ContinuousBatcher"/> of 32 rows. Best of 2
+    /// alternating runs each, in this process.
+    /// </summary>
+    private static string RolloutSection(string directory, bool quick, int threads, Action<string> progress)
+    {
+        const int group = 4, batchPrompts = 8;
+        int promptCount = quick ? 16 : 32, maxNew = quick ? 64 : 128;
+        torch.set_num_threads(threads);
+        using var model = Checkpoint.Load(directory);
+        var random = new Random(5);
+        var prompts = Enumerable.Range(0, promptCount)
+            .Select(_ => Enumerable.Range(0, random.Next(8, 49)).Select(_ => random.Next(model.Config.VocabSize)).ToArray()).ToList();
+        var options = new SamplingOptions
+        {
+            CompletionsPerPrompt = group, MaxNewTokens = maxNew, Temperature = 1.0,
+            StopTokenIds = Enumerable.Range(0, 128).Select(i => i * (model.Config.VocabSize / 128)).ToArray(),
+        };
+        (double Rate, double MeanLength, int Longest) Static()
+        {
+            var completions = prompts.Chunk(batchPrompts).SelectMany((batch, i) => Sampler.Generate(model, batch, options with { Seed = i })).ToList();
+            return (completions.Sum(c => c.TokenIds.Length), completions.Average(c => c.TokenIds.Length), completions.Max(c => c.TokenIds.Length));
+        }
+        (double Rate, double MeanLength, int Longest) Continuous()
+        {
+            using var engine = new ContinuousBatcher(model, options, batchPrompts * group, prompts.Max(p => p.Length));
+            for (var i = 0; i < prompts.Count; i++) engine.Add(prompts[i], i);
+            var completions = engine.RunToEnd().SelectMany(g => g.Completions).ToList();
+            return (completions.Sum(c => c.TokenIds.Length), completions.Average(c => c.TokenIds.Length), completions.Max(c => c.TokenIds.Length));
+        }
+        var best = new Dictionary<string, (double Rate, double MeanLength, int Longest)>();
+        for (var repeat = 0; repeat < 2; repeat++)
+        {
+            foreach (var (name, run) in new (string, Func<(double, double, int)>)[] { ("static", Static), ("continuous", Continuous) })
+            {
+                var clock = Stopwatch.StartNew();
+                var (tokens, meanLength, longest) = run();
+                var rate = tokens / clock.Elapsed.TotalSeconds;
+                if (!best.TryGetValue(name, out var old) || rate > old.Rate) best[name] = (rate, meanLength, longest);
+            }
+        }
+        var ratio = best["continuous"].Rate / best["static"].Rate;
+        progress($"  rollout tokens/s: continuous {best["continuous"].Rate:F0}, static {best["static"].Rate:F0}, ratio {ratio:F2}");
+        var text = new System.Text.StringBuilder();
+        text.AppendLine().AppendLine($"## Generator rollouts: continuous vs static batching ({promptCount} prompts × {group} completions, up to {maxNew} tokens, {batchPrompts * group} rows, {threads} threads)").AppendLine();
+        text.AppendLine("Completions end at any of 128 stop tokens (about 3% of the vocabulary) or at the length limit, so lengths mix short and long. " +
+                        "Static: `Sampler.Generate` per batch of 8 prompts, each batch decoding until its longest completion ends; continuous: " +
+                        "`ContinuousBatcher`, a finished row taken over by a waiting completion at the next step. Best of 2 alternating runs. " +
+                        "Ratio = continuous tokens/s / static tokens/s.").AppendLine();
+        text.AppendLine("| mode | generated tokens/s | mean completion length | longest |");
+        text.AppendLine("|---|---:|---:|---:|");
+        foreach (var name in new[] { "static", "continuous" })
+            text.AppendLine(string.Create(CultureInfo.InvariantCulture, $"| {name} | {best[name].Rate:F0} | {best[name].MeanLength:F1} | {best[name].Longest} |"));
+        text.AppendLine(string.Create(CultureInfo.InvariantCulture, $"| ratio continuous / static | {ratio:F2} | | target >= 1.5: {(ratio >= 1.5 ? "met" : "NOT met")} |"));
+        return text.ToString();
     }
 
     /// <summary>Our tokens/s and the reference's, for one batch size, each in its own process.</summary>

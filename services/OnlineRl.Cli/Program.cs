@@ -53,10 +53,19 @@ const string Usage = """
     Environment: ONLINERL_NUM_THREADS sets libtorch's thread count (default: all cores).
     """;
 
+// First, before the runtime's worker threads allocate: they would each get a malloc arena (see MallocArenas).
+OnlineRl.Pipeline.MallocArenas.Limit();
+
 if (args.Length == 0 || args[0] is "-h" or "--help" or "help")
 {
     Console.WriteLine(Usage);
     return args.Length == 0 ? 2 : 0;
+}
+
+if (args.Skip(1).Any(a => a is "-h" or "--help"))
+{
+    Console.WriteLine(CommandHelp.For(Usage, args[0]));
+    return 0;
 }
 
 try

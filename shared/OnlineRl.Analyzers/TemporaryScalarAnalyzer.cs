@@ -52,6 +52,8 @@ public sealed class TemporaryScalarAnalyzer : DiagnosticAnalyzer
         context.RegisterOperationAction(c => AnalyzeMember(c, ((IBinaryOperation)c.Operation).OperatorMethod), OperationKind.Binary);
         context.RegisterOperationAction(c => AnalyzeMember(c, ((ICompoundAssignmentOperation)c.Operation).OperatorMethod), OperationKind.CompoundAssignment);
         context.RegisterOperationAction(c => AnalyzeMember(c, ((IObjectCreationOperation)c.Operation).Constructor), OperationKind.ObjectCreation);
+        // A method group (x.add passed as a delegate) calls the member later, just the same.
+        context.RegisterOperationAction(c => AnalyzeMember(c, ((IMethodReferenceOperation)c.Operation).Method), OperationKind.MethodReference);
     }
 
     private static void AnalyzeConversion(OperationAnalysisContext context)

@@ -22,50 +22,22 @@ public static class HeldScalars
     public static Tensor Plus(this Tensor a, Tensor b) => a.add(b, One);
 
     /// <summary><paramref name="a"/> + <paramref name="value"/>.</summary>
-    public static Tensor Plus(this Tensor a, double value)
-    {
-        using var held = value.ToScalar();
-        return a.add(held, One);
-    }
+    public static Tensor Plus(this Tensor a, double value) => With(value.ToScalar(), held => a.add(held, One));
 
     /// <summary><paramref name="a"/> - <paramref name="value"/>.</summary>
-    public static Tensor Minus(this Tensor a, double value)
-    {
-        using var held = value.ToScalar();
-        return a.sub(held);
-    }
+    public static Tensor Minus(this Tensor a, double value) => With(value.ToScalar(), held => a.sub(held));
 
     /// <summary><paramref name="a"/> - <paramref name="value"/>, an integer: an int64 tensor stays int64.</summary>
-    public static Tensor Minus(this Tensor a, long value)
-    {
-        using var held = value.ToScalar();
-        return a.sub(held);
-    }
-
-    /// <summary><paramref name="value"/> - <paramref name="a"/>.</summary>
-    public static Tensor From(this Tensor a, double value)
-    {
-        using var held = value.ToScalar();
-        using var negated = a.neg();
-        return negated.add(held, One);
-    }
+    public static Tensor Minus(this Tensor a, long value) => With(value.ToScalar(), held => a.sub(held));
 
     /// <summary><paramref name="a"/>² (as <c>a * a</c>: <c>Tensor.square()</c> makes a temporary Scalar).</summary>
     public static Tensor Squared(this Tensor a) => a.mul(a);
 
     /// <summary><paramref name="a"/> * <paramref name="value"/>.</summary>
-    public static Tensor Times(this Tensor a, double value)
-    {
-        using var held = value.ToScalar();
-        return a.mul(held);
-    }
+    public static Tensor Times(this Tensor a, double value) => With(value.ToScalar(), held => a.mul(held));
 
     /// <summary><paramref name="a"/> / <paramref name="value"/>.</summary>
-    public static Tensor DividedBy(this Tensor a, double value)
-    {
-        using var held = value.ToScalar();
-        return a.div(held);
-    }
+    public static Tensor DividedBy(this Tensor a, double value) => With(value.ToScalar(), held => a.div(held));
 
     /// <summary>A one-element tensor's value (<c>ToDouble()</c> reads it through a temporary Scalar).</summary>
     public static double ItemAsDouble(this Tensor a)
@@ -83,5 +55,11 @@ public static class HeldScalars
         using var to = stop.ToScalar();
         using var by = step.ToScalar();
         return torch.arange(from, to, by, ScalarType.Int64, device);
+    }
+
+    /// <summary><paramref name="op"/> of <paramref name="held"/>, which stays alive until the op returns and is then freed.</summary>
+    private static Tensor With(Scalar held, Func<Scalar, Tensor> op)
+    {
+        using (held) return op(held);
     }
 }

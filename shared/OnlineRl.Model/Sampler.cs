@@ -36,21 +36,12 @@ public sealed record SamplingOptions
     }
 }
 
-/// <summary>Why a completion ended.</summary>
-public enum FinishReason
-{
-    /// <summary>A stop token or stop string.</summary>
-    Stop,
-    /// <summary>MaxNewTokens reached.</summary>
-    Length,
-}
-
 /// <summary>One sampled completion.</summary>
 /// <param name="PromptIndex">Which prompt it continues.</param>
 /// <param name="TokenIds">The generated tokens (a final stop token included).</param>
 /// <param name="LogProbs">log pi(token) of each generated token under the sampling distribution at the
 /// configured temperature, before top-k/top-p truncation: the behaviour log-probs a learner needs.</param>
-/// <param name="Finish">Why it ended.</param>
+/// <param name="Finish">Why it ended (Stop: a stop token or string; Length: MaxNewTokens reached).</param>
 public sealed record Completion(int PromptIndex, int[] TokenIds, float[] LogProbs, FinishReason Finish);
 
 /// <summary>
@@ -146,7 +137,7 @@ public static class Sampler
             .ToList();
     }
 
-    private static bool HitsStopString(List<int> tokens, SamplingOptions options)
+    internal static bool HitsStopString(List<int> tokens, SamplingOptions options)
     {
         if (options.StopStrings.Count == 0) return false;
         var text = options.Decode!(tokens);
@@ -158,7 +149,23 @@ public static class Sampler
     /// Returns the tokens [N] and their log-probs [N] under softmax(logits / T) (greedy: T = 1). Draws from
     /// <paramref name="generator"/>, or from the global generator when null.
     /// </summary>
-    public static (Tensor tokens, Tensor logProbs) SampleToken(Tensor logits, SamplingOptions options, Generator? generator = null)
+    public static (Tensor tokens, Tensor logProbs) SampleToken(Tensor logits, SamplingOptions options, Generator? generator = null) =>
+        SampleToken(logits, options, distribution =>
+            (generator is null ? distribution.multinomial(1) : distribution.multinomial(1, false, generator)).squeeze(-1));
+
+    /// <summary>
+    /// The same as <see cref="SampleToken(Tensor, SamplingOptions, Generator?)"/>, but row r draws from its own stream
+    /// <paramref name="rowGenerators"/>[r]: a row's draws then do not depend on which other rows share the batch.
+    /// </summary>
+    public static (Tensor tokens, Tensor logProbs) SampleToken(Tensor logits, SamplingOptions options, IReadOnlyList<Generator> rowGenerators)
+    {
+        if (rowGenerators.Count != logits.size(0)) throw new ArgumentException($"{rowGenerators.Count} generators for {logits.size(0)} rows", nameof(rowGenerators));
+        return SampleToken(logits, options, distribution =>
+            torch.cat(rowGenerators.Select((g, r) => distribution[r].multinomial(1, false, g)).ToArray(), 0));
+    }
+
+    /// <summary>The shared body: <paramref name="draw"/> turns the truncated distribution [N, V] into tokens [N].</summary>
+    private static (Tensor tokens, Tensor logProbs) SampleToken(Tensor logits, SamplingOptions options, Func<Tensor, Tensor> draw)
     {
         using var scope = torch.NewDisposeScope();
         // Scalars are made and kept alive explicitly: a double converted implicitly (tensor / 0.7) becomes a Scalar that
@@ -167,7 +174,8 @@ public static class Sampler
         // pressure, none with a scoped Scalar). `onlinerl soak` lost a generator to it.
         using var negativeInfinity = double.NegativeInfinity.ToScalar();
         var scaled = logits.to(ScalarType.Float32);
-        if (options.Temperature > 0)
+        // Dividing by 1 changes nothing: one op less per decoding step at the default temperature.
+        if (options.Temperature is > 0 and not 1.0)
         {
             using var temperature = options.Temperature.ToScalar();
             scaled = scaled / temperature;
@@ -198,7 +206,7 @@ public static class Sampler
                 filtered = filtered.masked_fill(drop, negativeInfinity);
             }
             var distribution = filtered.softmax(-1);
-            tokens = (generator is null ? distribution.multinomial(1) : distribution.multinomial(1, false, generator)).squeeze(-1);
+            tokens = draw(distribution);
         }
         var chosen = logProbs.gather(-1, tokens.unsqueeze(-1)).squeeze(-1);
         return (scope.MoveToOuter(tokens), scope.MoveToOuter(chosen));

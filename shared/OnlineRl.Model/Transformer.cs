@@ -161,7 +161,7 @@ public sealed class Attention : ExplicitModule
     /// a large negative number elsewhere; without it, every query sees every key (<paramref name="causal"/>:
     /// only those at or before its own position). With a cache, the new keys/values are appended to it first.
     /// </summary>
-    public Tensor Forward(Tensor x, (Tensor cos, Tensor sin) rotary, Tensor? maskBias, bool causal, KvCache? cache)
+    public Tensor Forward(Tensor x, (Tensor cos, Tensor sin) rotary, Tensor? maskBias, bool causal, IKvCache? cache)
     {
         using var scope = torch.NewDisposeScope();
         long b = x.size(0), t = x.size(1);
@@ -235,7 +235,7 @@ public sealed class DecoderLayer : ExplicitModule
     public RMSNorm post_attention_layernorm { get; }
 
     /// <summary>x [B, T, C] -&gt; [B, T, C].</summary>
-    public Tensor Forward(Tensor x, (Tensor cos, Tensor sin) rotary, Tensor? maskBias, bool causal, KvCache? cache)
+    public Tensor Forward(Tensor x, (Tensor cos, Tensor sin) rotary, Tensor? maskBias, bool causal, IKvCache? cache)
     {
         using var scope = torch.NewDisposeScope();
         var h = x.Plus(self_attn.Forward(input_layernorm.forward(x), rotary, maskBias, causal, cache));
@@ -268,7 +268,7 @@ public sealed class DecoderStack : ExplicitModule
     private readonly RotaryEmbedding rotary;
 
     /// <summary>Token ids [B, T] -&gt; final hidden states [B, T, C]; the mask as in <see cref="Attention.Forward"/>.</summary>
-    public Tensor Forward(Tensor inputIds, Tensor positionIds, Tensor? maskBias, bool causal, KvCache? cache)
+    public Tensor Forward(Tensor inputIds, Tensor positionIds, Tensor? maskBias, bool causal, IKvCache? cache)
     {
         using var scope = torch.NewDisposeScope();
         var h = embed_tokens.forward(inputIds);
@@ -416,11 +416,21 @@ public sealed class TransformerModel : ExplicitModule<Tensor, Tensor>
     }
 }
 
+/// <summary>Where attention layers keep the keys and values of the tokens seen so far.</summary>
+public interface IKvCache
+{
+    /// <summary>
+    /// Stores the new keys/values k, v [B, K, T, D] of layer <paramref name="layer"/> and returns every key/value each
+    /// query may attend to, [B, K, S, D] (cached ones first).
+    /// </summary>
+    (Tensor k, Tensor v) Append(int layer, Tensor k, Tensor v);
+}
+
 /// <summary>
 /// Keys and values of every layer for the tokens seen so far, preallocated for <c>capacity</c>
 /// positions so that each decoding step writes in place instead of concatenating.
 /// </summary>
-public sealed class KvCache : IDisposable
+public sealed class KvCache : IKvCache, IDisposable
 {
     private readonly Tensor[] keys;
     private readonly Tensor[] values;
@@ -429,14 +439,21 @@ public sealed class KvCache : IDisposable
     public KvCache(ModelConfig config, long batch, long capacity, ScalarType dtype, Device device)
     {
         Capacity = capacity;
-        keys = new Tensor[config.NumLayers];
-        values = new Tensor[config.NumLayers];
+        (keys, values) = Allocate(config, batch, capacity, dtype, device);
+    }
+
+    /// <summary>Zeroed keys and values [batch, K, capacity, D] for every layer, owned by the caller (outside any dispose scope).</summary>
+    internal static (Tensor[] keys, Tensor[] values) Allocate(ModelConfig config, long batch, long capacity, ScalarType dtype, Device device)
+    {
+        var keys = new Tensor[config.NumLayers];
+        var values = new Tensor[config.NumLayers];
         var shape = new[] { batch, config.NumKvHeads, capacity, config.HeadDim };
         for (var i = 0; i < config.NumLayers; i++)
         {
             keys[i] = torch.zeros(shape, dtype, device).DetachFromDisposeScope();
             values[i] = torch.zeros(shape, dtype, device).DetachFromDisposeScope();
         }
+        return (keys, values);
     }
 
     /// <summary>Positions filled so far.</summary>
@@ -446,7 +463,7 @@ public sealed class KvCache : IDisposable
     public long Capacity { get; }
 
     /// <summary>Writes k, v [B, K, T, D] after the filled positions of layer <paramref name="layer"/>; returns all keys/values so far.</summary>
-    internal (Tensor k, Tensor v) Append(int layer, Tensor k, Tensor v)
+    (Tensor k, Tensor v) IKvCache.Append(int layer, Tensor k, Tensor v)
     {
         var t = k.size(2);
         if (Length + t > Capacity)
@@ -458,6 +475,9 @@ public sealed class KvCache : IDisposable
         }
         return (keys[layer].narrow(2, 0, Length + t), values[layer].narrow(2, 0, Length + t));
     }
+
+    /// <summary>The filled keys and values [B, K, Length, D] of layer <paramref name="layer"/> (views).</summary>
+    internal (Tensor k, Tensor v) Filled(int layer) => (keys[layer].narrow(2, 0, Length), values[layer].narrow(2, 0, Length));
 
     /// <summary>Marks <paramref name="count"/> more positions as filled (after every layer has appended).</summary>
     internal void Advance(long count) => Length += count;

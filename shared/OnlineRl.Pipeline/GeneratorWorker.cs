@@ -12,10 +12,12 @@ using OnlineRl.Weights;
 namespace OnlineRl.Pipeline;
 
 /// <summary>
-/// Samples G completions per prompt with its own copy of the policy, batching up to
-/// <c>batchPrompts</c> prompts per generation call, and swaps in newer weights between batches.
+/// Samples G completions per prompt with its own copy of the policy and swaps in newer weights between groups:
+/// continuously batched (<c>sampling.batching continuous</c>: up to <c>batchPrompts</c> × G rows decoding, a prompt's
+/// completions joining as others end; GeneratorWorker.Continuous.cs), or in static batches of up to <c>batchPrompts</c>
+/// prompts, padded to the longest completion.
 /// </summary>
-public sealed class GeneratorWorker
+public sealed partial class GeneratorWorker
 {
     private readonly IEventBus bus;
     private readonly WeightStore store;
@@ -80,21 +82,17 @@ public sealed class GeneratorWorker
         var pump = FailInto(prompts.Writer, PumpPromptsAsync(prompts.Writer, linked.Token));
         try
         {
+            if (sampling.Batching == SamplingSection.ContinuousBatching)
+            {
+                await RunContinuousAsync(prompts.Reader, watcher, linked.Token).ConfigureAwait(false);
+                return;
+            }
             while (true)
             {
                 var first = await NextPromptAsync(prompts.Reader, linked.Token).ConfigureAwait(false);
                 var batch = new List<(PromptMessage Prompt, BusMessage Raw, IEventSubscription From)> { first };
                 while (batch.Count < batchPrompts && prompts.Reader.TryRead(out var more)) batch.Add(more);
-                // A prompt admitted after version v was announced must not be answered
-                // by older weights: wait for that announcement to reach this generator.
-                // A generator that holds no weights yet (a service started before the learner) waits for the first version.
-                var required = Math.Max(batch.Max(b => b.Prompt.MinPolicyVersion), 1);
-                while (Interlocked.Read(ref announced) < required || HeldVersion < required)
-                {
-                    if (watcher.IsFaulted) await watcher.ConfigureAwait(false); // no announcement will come
-                    await SwapWeightsIfNewerAsync(linked.Token).ConfigureAwait(false);
-                    if (HeldVersion < required) await Task.Delay(2, linked.Token).ConfigureAwait(false);
-                }
+                await WaitForWeightsAsync(batch.Max(b => b.Prompt.MinPolicyVersion), watcher, linked.Token).ConfigureAwait(false);
                 await SwapWeightsIfNewerAsync(linked.Token).ConfigureAwait(false);
                 await GenerateAsync(batch, linked.Token).ConfigureAwait(false);
             }
@@ -103,6 +101,22 @@ public sealed class GeneratorWorker
         {
             await linked.CancelAsync().ConfigureAwait(false);
             await Task.WhenAll(watcher.ContinueWith(_ => { }, TaskScheduler.Default), pump.ContinueWith(_ => { }, TaskScheduler.Default)).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>
+    /// A prompt admitted after version v was announced must not be answered by older weights: waits for that announcement
+    /// to reach this generator and for its weights. A generator that holds no weights yet (a service started before the
+    /// learner) waits for the first version.
+    /// </summary>
+    private async Task WaitForWeightsAsync(long minPolicyVersion, Task watcher, CancellationToken cancellationToken)
+    {
+        var required = Math.Max(minPolicyVersion, 1);
+        while (Interlocked.Read(ref announced) < required || HeldVersion < required)
+        {
+            if (watcher.IsFaulted) await watcher.ConfigureAwait(false); // no announcement will come
+            await SwapWeightsIfNewerAsync(cancellationToken).ConfigureAwait(false);
+            if (HeldVersion < required) await Task.Delay(2, cancellationToken).ConfigureAwait(false);
         }
     }
 
@@ -249,47 +263,58 @@ public sealed class GeneratorWorker
     private async Task GenerateAsync(List<(PromptMessage Prompt, BusMessage Raw, IEventSubscription From)> batch, CancellationToken cancellationToken)
     {
         var batchSeed = seed * 1_000_003 + Interlocked.Increment(ref batches);
-        var options = new SamplingOptions
-        {
-            CompletionsPerPrompt = sampling.GroupSize, MaxNewTokens = sampling.MaxNewTokens, Temperature = sampling.Temperature,
-            TopK = sampling.TopK, TopP = sampling.TopP, Seed = batchSeed,
-            StopTokenIds = tokenizer.EosId is { } eos ? new[] { eos } : Array.Empty<int>(),
-        };
+        var options = SamplingOptions(batchSeed);
         var clock = Stopwatch.StartNew();
         var completions = Sampler.Generate(model, batch.Select(b => b.Prompt.TokenIds.ToArray()).ToList(), options);
         var generateMs = clock.Elapsed.TotalMilliseconds;
         PipelineMetrics.Shared.Generated(GeneratorId, completions);
         for (var i = 0; i < batch.Count; i++)
+            await PublishGroupAsync(batch[i], completions.Where(c => c.PromptIndex == i), generateMs / batch.Count, generateMs, batchSeed, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>How this generator samples (sampling.*; a completion ends at the tokenizer's end token).</summary>
+    private SamplingOptions SamplingOptions(long seed) => new()
+    {
+        CompletionsPerPrompt = sampling.GroupSize, MaxNewTokens = sampling.MaxNewTokens, Temperature = sampling.Temperature,
+        TopK = sampling.TopK, TopP = sampling.TopP, Seed = seed,
+        StopTokenIds = tokenizer.EosId is { } eos ? new[] { eos } : Array.Empty<int>(),
+    };
+
+    /// <summary>
+    /// Publishes one prompt's completions, sampled with <see cref="HeldVersion"/> in <paramref name="generateMs"/> of this
+    /// generator's time (<paramref name="wallMs"/> since the prompt was taken up), and acknowledges the prompt.
+    /// </summary>
+    private async Task PublishGroupAsync((PromptMessage Prompt, BusMessage Raw, IEventSubscription From) item, IEnumerable<Model.Completion> completions,
+        double generateMs, double wallMs, long groupSeed, CancellationToken cancellationToken)
+    {
+        var prompt = item.Prompt;
+        var group = new RolloutGroup
         {
-            var prompt = batch[i].Prompt;
-            var group = new RolloutGroup
+            Prompt = prompt, PolicyVersion = HeldVersion, GeneratorId = GeneratorId,
+            Sampling = new SamplingParams
             {
-                Prompt = prompt, PolicyVersion = HeldVersion, GeneratorId = GeneratorId,
-                Sampling = new SamplingParams
-                {
-                    Temperature = (float)sampling.Temperature, TopK = sampling.TopK, TopP = (float)sampling.TopP,
-                    MaxNewTokens = sampling.MaxNewTokens, Seed = (ulong)batchSeed,
-                },
-                Timings = new RolloutTimings
-                {
-                    GenerateMs = generateMs / batch.Count,
-                    QueueMs = Math.Max(0, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() - prompt.CreatedAtUnixMs - generateMs),
-                },
+                Temperature = (float)sampling.Temperature, TopK = sampling.TopK, TopP = (float)sampling.TopP,
+                MaxNewTokens = sampling.MaxNewTokens, Seed = (ulong)groupSeed,
+            },
+            Timings = new RolloutTimings
+            {
+                GenerateMs = generateMs,
+                QueueMs = Math.Max(0, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() - prompt.CreatedAtUnixMs - wallMs),
+            },
+        };
+        foreach (var c in completions)
+        {
+            var completion = new OnlineRl.Contracts.Completion
+            {
+                Text = tokenizer.Decode(c.TokenIds, skipSpecialTokens: true),
+                FinishReason = c.Finish,
             };
-            foreach (var c in completions.Where(c => c.PromptIndex == i))
-            {
-                var completion = new OnlineRl.Contracts.Completion
-                {
-                    Text = tokenizer.Decode(c.TokenIds, skipSpecialTokens: true),
-                    FinishReason = c.Finish == Model.FinishReason.Stop ? Contracts.FinishReason.Stop : Contracts.FinishReason.Length,
-                };
-                completion.TokenIds.AddRange(c.TokenIds);
-                completion.Logprobs.AddRange(c.LogProbs);
-                group.Completions.Add(completion);
-            }
-            await publisher.PublishAsync(Topics.Rollouts, group.Stamp(runId), prompt.PromptId, cancellationToken: cancellationToken).ConfigureAwait(false);
-            ledger?.Write(LedgerEvent.Generated, prompt.PromptId, version: HeldVersion);
-            await batch[i].From.AckAsync(batch[i].Raw, cancellationToken).ConfigureAwait(false);
+            completion.TokenIds.AddRange(c.TokenIds);
+            completion.Logprobs.AddRange(c.LogProbs);
+            group.Completions.Add(completion);
         }
+        await publisher.PublishAsync(Topics.Rollouts, group.Stamp(runId), prompt.PromptId, cancellationToken: cancellationToken).ConfigureAwait(false);
+        ledger?.Write(LedgerEvent.Generated, prompt.PromptId, version: HeldVersion);
+        await item.From.AckAsync(item.Raw, cancellationToken).ConfigureAwait(false);
     }
 }

@@ -78,6 +78,14 @@ public sealed record SamplingSection
     public double TopP { get; init; } = 1.0;
     /// <summary>Most new tokens per completion.</summary>
     public int MaxNewTokens { get; init; } = 6;
+    /// <summary>
+    /// "continuous": one running decode batch whose rows join and leave per token (a completion that ends frees its row
+    /// for a waiting one); "static": batches of prompts padded to their longest completion.
+    /// </summary>
+    public string Batching { get; init; } = ContinuousBatching;
+
+    /// <summary>The value of <see cref="Batching"/> that batches continuously.</summary>
+    public const string ContinuousBatching = "continuous";
 }
 
 /// <summary>The learning algorithm and its hyper-parameters.</summary>

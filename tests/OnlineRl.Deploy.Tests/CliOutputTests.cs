@@ -115,6 +115,21 @@ public sealed class CliOutputTests
         }
     }
 
+    [Theory]
+    [InlineData("soak", "--minutes M (20)")]
+    [InlineData("generator", "One service of a run as its own process")]
+    [InlineData("bench-redis", "Weight publication + load through Redis")]
+    public async Task A_commands_help_prints_its_usage_and_succeeds(string command, string expected)
+    {
+        var dll = KafkaMock.FindCli(out var reason) ?? throw new InvalidOperationException(reason);
+        var (exitCode, text) = await RunAsync($"exec dotnet {Quote(dll)} {command} --help 2>&1");
+        Assert.True(exitCode == 0, $"exit code {exitCode}:\n{text}");
+        Assert.StartsWith($"Usage: onlinerl {command} [options]", text, StringComparison.Ordinal);
+        Assert.Contains(expected, text, StringComparison.Ordinal);
+        // Only that command's entry, not the whole list.
+        Assert.DoesNotContain("kafka-mock", text.Replace(command, "", StringComparison.Ordinal), StringComparison.Ordinal);
+    }
+
     private static string MainJob(string output)
     {
         var dll = KafkaMock.FindCli(out var reason) ?? throw new InvalidOperationException(reason);

@@ -114,6 +114,8 @@ public class GoldenOpTests
         ["zero_"] = a => [a[0].zero_()],
         ["fill_"] = a => [InPlace(a[0], y => y.fill_(HeldScalars.One))],
         ["copy__narrow"] = a => [InPlace(a[0], y => y.narrow(2, 1, 2).copy_(a[1]))],
+        ["index_put__rows_positions"] = a => [InPlace(a[0], y => y.index_put_(a[1],
+            TensorIndex.Tensor(torch.tensor(new long[] { 2, 0 })), TensorIndex.Colon, TensorIndex.Tensor(torch.tensor(new long[] { 3, 1 }))))],
         ["copy__convert"] = a => [InPlace(a[0], y => y.copy_(a[1]))],
         ["normal_"] = _ => Seeded(6, () => torch.empty(4, 8).normal_(0.0, 0.02)),
         ["normal__small"] = _ => Seeded(7, () => torch.empty(2, 5).normal_(0.0, 0.02)),

@@ -39,6 +39,7 @@ public partial class ProjectOpCoverageTests
         ["fill_"] = ["fill_"],
         ["gather"] = ["gather_last", "gather_dim1"],
         ["gt"] = ["gt", "gt_broadcast_int64", "gt_scalar"],
+        ["index_put_"] = ["index_put__rows_positions"],
         ["index_select"] = ["index_select", "index_select_4d"],
         ["linear"] = ["linear_bias", "linear_nobias_3d", "linear_bias_3d"],
         ["linspace"] = ["linspace"],

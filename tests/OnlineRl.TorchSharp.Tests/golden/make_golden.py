@@ -204,6 +204,8 @@ case("add__tensor", inplace(lambda y, b: y.add_(b)), N(3, 4), N(3, 4))   # LoraL
 case("zero_", lambda x: x.zero_(), N(3, 4), grad=False)                  # LoRA B, biases, moments (under no_grad)
 case("fill_", inplace(lambda y: y.fill_(1)), N(3, 4))                    # norm weights
 case("copy__narrow", inplace(lambda y, s: y.narrow(2, 1, 2).copy_(s)), N(1, 2, 5, 3), N(1, 2, 2, 3))  # KvCache.Append
+case("index_put__rows_positions", inplace(lambda y, v: y.__setitem__((torch.tensor([2, 0]), slice(None), torch.tensor([3, 1])), v)),
+     N(4, 2, 5, 3), N(2, 2, 3))                                          # SlotKvCache.Append: cache[rows, :, positions] = k
 case("copy__convert", inplace(lambda y, s: y.copy_(s)), N(2, 3), N(2, 3, dtype=torch.bfloat16))  # weights into a model
 case("normal_", seeded(6, lambda: torch.empty(4, 8).normal_(0.0, 0.02)))  # TransformerModel init
 case("normal__small", seeded(7, lambda: torch.empty(2, 5).normal_(0.0, 0.02)))

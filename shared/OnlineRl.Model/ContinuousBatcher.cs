@@ -1,0 +1,384 @@
+namespace OnlineRl.Model;
+
+/// <summary>The G completions of one prompt, handed back when the last of them has ended.</summary>
+/// <param name="Id">The id <see cref="ContinuousBatcher.Add"/> returned for the prompt.</param>
+/// <param name="Completions">Its completions in order (completion index 0 .. G-1; <see cref="Completion.PromptIndex"/> is 0).</param>
+public sealed record FinishedGroup(long Id, IReadOnlyList<Completion> Completions);
+
+/// <summary>
+/// Continuous batching (as in Orca and vLLM): one running decode batch whose rows are completions of different
+/// prompts. Every <see cref="Step"/> samples one token for every running row; a row that ends (stop token, stop
+/// string, <see cref="SamplingOptions.MaxNewTokens"/>) leaves at once and a waiting completion takes its row in the
+/// next step, so no row idles while the longest completion of a batch finishes. Each prompt is prefilled once; its
+/// keys/values are copied into the row of each of its G completions as they join. The rows live in one preallocated
+/// <see cref="SlotKvCache"/> and are kept packed at the front, so a step's batch is a view, never a copy.
+/// Completion c of the prompt added with seed s draws from its own random stream (see <see cref="StreamSeed"/>), so
+/// its tokens do not depend on which other rows shared its steps.
+/// </summary>
+public sealed class ContinuousBatcher : IDisposable
+{
+    private readonly TransformerModel model;
+    private readonly SamplingOptions options;
+    private readonly SlotKvCache cache;
+    private readonly HashSet<int> stops;
+    private readonly Queue<Group> waiting = new();
+    private readonly List<Row> rows = new();
+    private readonly Tensor logits;
+    private long nextId;
+
+    /// <summary>
+    /// An engine for <paramref name="model"/> with up to <paramref name="maxRows"/> completions decoding at once; its
+    /// cache starts with room for prompts of <paramref name="promptTokens"/> tokens and grows when a longer one is added
+    /// (up to the model's positions). <paramref name="options"/> applies to every prompt (<see cref="SamplingOptions.Seed"/>
+    /// is unused: each prompt brings its own).
+    /// </summary>
+    public ContinuousBatcher(TransformerModel model, SamplingOptions options, int maxRows, int promptTokens)
+    {
+        this.model = model;
+        this.options = options.Validate();
+        if (maxRows < 1) throw new ArgumentOutOfRangeException(nameof(maxRows), "at least one row is needed");
+        if (promptTokens < 1) throw new ArgumentOutOfRangeException(nameof(promptTokens), "prompts have at least one token");
+        cache = new SlotKvCache(model.Config, maxRows, CapacityFor(promptTokens), model.DType, model.Device);
+        stops = options.StopTokenIds.ToHashSet();
+        logits = torch.zeros(new long[] { maxRows, model.Config.VocabSize }, ScalarType.Float32, model.Device).DetachFromDisposeScope();
+    }
+
+    /// <summary>The longest prompt the model's positions leave room for.</summary>
+    public int MaxPromptTokens => model.Config.MaxPositionEmbeddings - options.MaxNewTokens;
+
+    /// <summary>Completions decoding now.</summary>
+    public int RunningRows => rows.Count;
+
+    /// <summary>Prompts added whose completions have not all ended.</summary>
+    public int OpenGroups { get; private set; }
+
+    /// <summary>Completions that still wait for a row.</summary>
+    public int WaitingCompletions => waiting.Sum(g => options.CompletionsPerPrompt - g.Admitted);
+
+    /// <summary>Tokens sampled so far.</summary>
+    public long SampledTokens { get; private set; }
+
+    /// <summary>Queues a prompt for its G completions; returns its id. The prompt is prefilled when its first completion gets a row.</summary>
+    public long Add(int[] prompt, long seed)
+    {
+        if (prompt.Length == 0) throw new ArgumentException("a prompt needs at least one token", nameof(prompt));
+        if (prompt.Length > MaxPromptTokens)
+            throw new ArgumentException($"prompt ({prompt.Length}) + MaxNewTokens ({options.MaxNewTokens}) exceeds the model's {model.Config.MaxPositionEmbeddings} positions", nameof(prompt));
+        if (prompt.Any(t => t < 0 || t >= model.Config.VocabSize)) throw new ArgumentException("prompt token ids outside the vocabulary", nameof(prompt));
+        // Grown at least twofold, so that prompts growing one token at a time do not reallocate the cache every time.
+        if (CapacityFor(prompt.Length) > cache.Capacity) cache.Grow(Math.Max(CapacityFor(prompt.Length), Math.Min(2 * cache.Capacity, model.Config.MaxPositionEmbeddings)));
+        var group = new Group(nextId++, prompt, seed, new Completion?[options.CompletionsPerPrompt]);
+        waiting.Enqueue(group);
+        OpenGroups++;
+        return group.Id;
+    }
+
+    /// <summary>
+    /// Fills free rows with waiting completions, samples one token for every running row, lets ended rows leave and
+    /// runs the model on the rest. Returns the prompts whose last completion ended in this step.
+    /// </summary>
+    public IReadOnlyList<FinishedGroup> Step()
+    {
+        var wasTraining = model.training;
+        model.eval();
+        using var noGrad = torch.no_grad();
+        try
+        {
+            Admit();
+            if (rows.Count == 0) return Array.Empty<FinishedGroup>();
+            var finished = new List<FinishedGroup>();
+            long[] nextIds;
+            using (var scope = torch.NewDisposeScope())
+            {
+                var active = logits.narrow(0, 0, rows.Count);
+                var (next, nextLogProbs) = options.Temperature == 0
+                    ? Sampler.SampleToken(active, options)
+                    : Sampler.SampleToken(active, options, rows.Select(r => r.Generator!).ToList());
+                nextIds = next.data<long>().ToArray();
+                var nextLp = nextLogProbs.data<float>().ToArray();
+                for (var r = 0; r < rows.Count; r++)
+                {
+                    var row = rows[r];
+                    row.Tokens.Add((int)nextIds[r]);
+                    row.LogProbs.Add(nextLp[r]);
+                    if (stops.Contains((int)nextIds[r]) || Sampler.HitsStopString(row.Tokens, options)) row.Finish = FinishReason.Stop;
+                    else if (row.Tokens.Count == options.MaxNewTokens) row.Finish = FinishReason.Length;
+                }
+                SampledTokens += rows.Count;
+            }
+            // Ended rows leave; the last running row moves into each freed slot, so the running rows stay packed.
+            for (var r = rows.Count - 1; r >= 0; r--)
+            {
+                if (rows[r].Finish is not { } reason) continue;
+                var row = rows[r];
+                row.Generator?.Dispose();
+                row.Group.Completions[row.Index] = new Completion(0, row.Tokens.ToArray(), row.LogProbs.ToArray(), reason);
+                if (++row.Group.Ended == options.CompletionsPerPrompt)
+                {
+                    finished.Add(new FinishedGroup(row.Group.Id, row.Group.Completions.Select(c => c!).ToList()));
+                    OpenGroups--;
+                }
+                var last = rows.Count - 1;
+                if (r != last)
+                {
+                    cache.Move(last, r);
+                    rows[r] = rows[last];
+                    nextIds[r] = nextIds[last];
+                }
+                rows.RemoveAt(last);
+            }
+            if (rows.Count > 0) Decode(nextIds.AsSpan(0, rows.Count));
+            // Groups ending in the same step are reported oldest prompt first.
+            return finished.OrderBy(g => g.Id).ToList();
+        }
+        finally
+        {
+            model.train(wasTraining);
+        }
+    }
+
+    /// <summary>Runs <see cref="Step"/> until every added prompt has ended; returns the groups in the order they ended.</summary>
+    public IReadOnlyList<FinishedGroup> RunToEnd()
+    {
+        var all = new List<FinishedGroup>();
+        while (OpenGroups > 0) all.AddRange(Step());
+        return all;
+    }
+
+    private long CapacityFor(int promptTokens) => Math.Min(promptTokens, MaxPromptTokens) + options.MaxNewTokens;
+
+    /// <summary>
+    /// The seed of completion <paramref name="completion"/>'s stream for a prompt added with <paramref name="seed"/>
+    /// (SplitMix64's finaliser over both, so neighbouring seeds give unrelated streams).
+    /// </summary>
+    public static ulong StreamSeed(long seed, int completion)
+    {
+        var z = unchecked((ulong)seed * 0x9E3779B97F4A7C15UL + (ulong)completion + 1);
+        z = unchecked((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL);
+        z = unchecked((z ^ (z >> 27)) * 0x94D049BB133111EBUL);
+        return z ^ (z >> 31);
+    }
+
+    /// <summary>Gives free rows to waiting completions, prefilling each prompt once when its first completion joins.</summary>
+    private void Admit()
+    {
+        while (rows.Count < cache.Rows && waiting.Count > 0)
+        {
+            var group = waiting.Peek();
+            if (group.Prefill is null) Prefill(group);
+            var slot = rows.Count;
+            cache.Load(slot, group.Prefill!);
+            using (var scope = torch.NewDisposeScope()) logits[slot].copy_(group.LastLogits!);
+            var generator = options.Temperature == 0 ? null : new Generator(StreamSeed(group.Seed, group.Admitted), model.Device);
+            rows.Add(new Row(group, group.Admitted, generator));
+            if (++group.Admitted == options.CompletionsPerPrompt)
+            {
+                waiting.Dequeue();
+                group.Prefill!.Dispose();
+                group.LastLogits!.Dispose();
+                group.Prefill = null;
+                group.LastLogits = null;
+            }
+        }
+    }
+
+    private void Prefill(Group group)
+    {
+        using var scope = torch.NewDisposeScope();
+        var prefill = new KvCache(model.Config, 1, group.Prompt.Length, model.DType, model.Device);
+        var ids = torch.tensor(group.Prompt.Select(t => (long)t).ToArray(), new long[] { 1, group.Prompt.Length }, device: model.Device);
+        var hidden = model.Hidden(ids, null, prefill);
+        group.LastLogits = model.Logits(hidden.select(1, group.Prompt.Length - 1)).squeeze(0).to(ScalarType.Float32).DetachFromDisposeScope();
+        group.Prefill = prefill;
+    }
+
+    /// <summary>One forward of the running rows with their newest tokens; their next-token logits go to <see cref="logits"/>.</summary>
+    private void Decode(ReadOnlySpan<long> tokens)
+    {
+        using var scope = torch.NewDisposeScope();
+        var n = rows.Count;
+        var device = model.Device;
+        var ids = torch.tensor(tokens.ToArray(), new long[] { n, 1 }, device: device);
+        var (positions, maskBias) = cache.BeginStep(n);
+        var hidden = model.model.Forward(ids, positions, maskBias, causal: false, cache);
+        cache.EndStep();
+        logits.narrow(0, 0, n).copy_(model.Logits(hidden.select(1, 0)));
+    }
+
+    /// <summary>Frees the cache and any waiting prefill.</summary>
+    public void Dispose()
+    {
+        foreach (var group in waiting)
+        {
+            group.Prefill?.Dispose();
+            group.LastLogits?.Dispose();
+        }
+        foreach (var row in rows) row.Generator?.Dispose();
+        cache.Dispose();
+        logits.Dispose();
+    }
+
+    private sealed class Group(long id, int[] prompt, long seed, Completion?[] completions)
+    {
+        public long Id { get; } = id;
+        public int[] Prompt { get; } = prompt;
+        public long Seed { get; } = seed;
+        public Completion?[] Completions { get; } = completions;
+        public int Admitted { get; set; }
+        public int Ended { get; set; }
+        public KvCache? Prefill { get; set; }
+        public Tensor? LastLogits { get; set; }
+    }
+
+    private sealed class Row(Group group, int index, Generator? generator)
+    {
+        public Group Group { get; } = group;
+        public int Index { get; } = index;
+        public Generator? Generator { get; } = generator;
+        public List<int> Tokens { get; } = new();
+        public List<float> LogProbs { get; } = new();
+        public FinishReason? Finish { get; set; }
+    }
+}
+
+/// <summary>
+/// A preallocated KV cache whose rows (slots) hold sequences of different lengths: the storage of
+/// <see cref="ContinuousBatcher"/>. Running sequences occupy slots 0 .. n-1; a decoding step writes each row's new
+/// key/value at that row's own length, in place.
+/// </summary>
+public sealed class SlotKvCache : IKvCache, IDisposable
+{
+    private readonly Tensor[] keys;
+    private readonly Tensor[] values;
+    private readonly long[] lengths;
+    private Tensor? stepRows;
+    private Tensor? stepPositions;
+    private long stepKeys;
+
+    /// <summary>An empty cache of <paramref name="rows"/> slots, <paramref name="capacity"/> positions each.</summary>
+    public SlotKvCache(ModelConfig config, int rows, long capacity, ScalarType dtype, Device device)
+    {
+        Rows = rows;
+        Capacity = capacity;
+        lengths = new long[rows];
+        (keys, values) = KvCache.Allocate(config, rows, capacity, dtype, device);
+    }
+
+    /// <summary>Slots in all.</summary>
+    public int Rows { get; }
+
+    /// <summary>Positions per slot.</summary>
+    public long Capacity { get; private set; }
+
+    /// <summary>Reallocates every slot with room for <paramref name="capacity"/> positions, keeping what they hold.</summary>
+    public void Grow(long capacity)
+    {
+        if (capacity <= Capacity) return;
+        using var scope = torch.NewDisposeScope();
+        for (var i = 0; i < keys.Length; i++)
+        {
+            keys[i] = Widen(keys[i], capacity);
+            values[i] = Widen(values[i], capacity);
+        }
+        Capacity = capacity;
+    }
+
+    private Tensor Widen(Tensor old, long capacity)
+    {
+        var shape = old.shape;
+        shape[2] = capacity;
+        var wider = torch.zeros(shape, old.dtype, old.device).DetachFromDisposeScope();
+        wider.narrow(2, 0, Capacity).copy_(old);
+        old.Dispose();
+        return wider;
+    }
+
+    /// <summary>Positions filled in slot <paramref name="slot"/>.</summary>
+    public long Length(int slot) => lengths[slot];
+
+    /// <summary>Copies a batch-1 prefill into slot <paramref name="slot"/>.</summary>
+    internal void Load(int slot, KvCache prefill)
+    {
+        using var scope = torch.NewDisposeScope();
+        for (var layer = 0; layer < keys.Length; layer++)
+        {
+            var (k, v) = prefill.Filled(layer);
+            keys[layer].narrow(0, slot, 1).narrow(2, 0, prefill.Length).copy_(k);
+            values[layer].narrow(0, slot, 1).narrow(2, 0, prefill.Length).copy_(v);
+        }
+        lengths[slot] = prefill.Length;
+    }
+
+    /// <summary>Copies slot <paramref name="from"/>'s filled positions into slot <paramref name="to"/>.</summary>
+    internal void Move(int from, int to)
+    {
+        using var scope = torch.NewDisposeScope();
+        var length = lengths[from];
+        for (var layer = 0; layer < keys.Length; layer++)
+        {
+            keys[layer][to].narrow(1, 0, length).copy_(keys[layer][from].narrow(1, 0, length));
+            values[layer][to].narrow(1, 0, length).copy_(values[layer][from].narrow(1, 0, length));
+        }
+        lengths[to] = length;
+    }
+
+    /// <summary>
+    /// Starts a decoding step of slots 0 .. <paramref name="count"/>-1 with one new token each: their positions
+    /// [count, 1] and the attention mask bias [count, 1, 1, S] (null when every slot has the same length, so no key
+    /// needs hiding), S being the longest slot's length after the step.
+    /// </summary>
+    internal (Tensor positions, Tensor? maskBias) BeginStep(int count)
+    {
+        var active = lengths.AsSpan(0, count);
+        var longest = 0L;
+        var shortest = long.MaxValue;
+        foreach (var l in active)
+        {
+            longest = Math.Max(longest, l);
+            shortest = Math.Min(shortest, l);
+        }
+        if (longest + 1 > Capacity) throw new InvalidOperationException($"slot cache full: {longest} + 1 positions exceed its capacity of {Capacity}");
+        var device = keys[0].device;
+        stepKeys = longest + 1;
+        stepRows = HeldScalars.Range(0, count, device);
+        stepPositions = torch.tensor(active.ToArray(), ScalarType.Int64, device);
+        Tensor? maskBias = null;
+        if (shortest != longest)
+        {
+            // Row r's new token sits at position lengths[r]: it may see keys 0 .. lengths[r]; the rest of the step's
+            // S keys belong to nothing yet (or to an earlier occupant of the slot).
+            var hidden = HeldScalars.Range(0, stepKeys, device).view(1, stepKeys).gt(stepPositions.view(count, 1));
+            using var blockedValue = float.MinValue.ToScalar();
+            maskBias = torch.zeros(new[] { count, 1, 1, stepKeys }, keys[0].dtype, device).masked_fill(hidden.view(count, 1, 1, stepKeys), blockedValue);
+        }
+        return (stepPositions.view(count, 1), maskBias);
+    }
+
+    /// <inheritdoc />
+    public (Tensor k, Tensor v) Append(int layer, Tensor k, Tensor v)
+    {
+        if (stepRows is null || stepPositions is null) throw new InvalidOperationException("Append outside a step: call BeginStep first");
+        var count = stepRows.size(0);
+        var at = new[] { TensorIndex.Tensor(stepRows), TensorIndex.Colon, TensorIndex.Tensor(stepPositions) };
+        // k [n, K, 1, D] -> [n, K, D], the shape of cache[rows, :, positions].
+        keys[layer].index_put_(k.squeeze(2), at);
+        values[layer].index_put_(v.squeeze(2), at);
+        return (keys[layer].narrow(0, 0, count).narrow(2, 0, stepKeys), values[layer].narrow(0, 0, count).narrow(2, 0, stepKeys));
+    }
+
+    /// <summary>Ends a step: each stepped slot holds one more position.</summary>
+    internal void EndStep()
+    {
+        var count = (int)stepRows!.size(0);
+        for (var r = 0; r < count; r++) lengths[r]++;
+        stepRows = null;
+        stepPositions = null;
+    }
+
+    /// <summary>Frees the cache.</summary>
+    public void Dispose()
+    {
+        foreach (var t in keys) t.Dispose();
+        foreach (var t in values) t.Dispose();
+    }
+}

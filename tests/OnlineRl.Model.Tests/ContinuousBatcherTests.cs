@@ -1,0 +1,125 @@
+namespace OnlineRl.Model.Tests;
+
+// Continuous batching against the static sampler (one prompt at a time), against recomputed log-probs and against
+// the model's own next-token distribution; rows join and leave because the engine has fewer rows than completions.
+public class ContinuousBatcherTests
+{
+    private static readonly int[][] Prompts =
+    {
+        new[] { 10, 20, 30, 40, 50, 60 }, new[] { 7 }, new[] { 90, 91, 92 }, new[] { 3, 1, 4, 1, 5, 9, 2, 6, 5 },
+        new[] { 33, 34 }, new[] { 60, 61, 62, 63 }, new[] { 15, 16, 17, 18, 19 },
+    };
+
+    [Fact]
+    public void GreedyCompletionsEqualOnePromptAtATimeWhileRowsJoinAndLeave()
+    {
+        using var model = Models.Random(3);
+        var free = new SamplingOptions { MaxNewTokens = 18, Temperature = 0 };
+        // Stop tokens taken from the free-running completions at different depths, so completions end at different steps.
+        var unstopped = Prompts.Select(p => Sampler.Generate(model, new[] { p }, free).Single().TokenIds).ToList();
+        var stops = new[] { unstopped[0][3], unstopped[2][9], unstopped[4][1] }.Distinct().ToArray();
+        var options = free with { CompletionsPerPrompt = 2, StopTokenIds = stops };
+        var expected = Prompts.Select(p => Sampler.Generate(model, new[] { p }, options)).ToList();
+        Assert.True(expected.SelectMany(g => g).Select(c => c.TokenIds.Length).Distinct().Count() >= 3, "the completions should end at different steps");
+
+        // Prompts arrive while others decode, and longer ones make the cache grow under running rows.
+        using var engine = new ContinuousBatcher(model, options, maxRows: 3, promptTokens: 2);
+        var ids = new List<long>();
+        var finished = new Dictionary<long, FinishedGroup>();
+        foreach (var prompt in Prompts)
+        {
+            ids.Add(engine.Add(prompt, seed: 0));
+            foreach (var group in engine.Step()) finished.Add(group.Id, group);
+        }
+        foreach (var group in engine.RunToEnd()) finished.Add(group.Id, group);
+        Assert.Equal(0, engine.RunningRows);
+        for (var i = 0; i < Prompts.Length; i++)
+        {
+            var group = finished[ids[i]].Completions;
+            Assert.Equal(2, group.Count);
+            for (var c = 0; c < 2; c++)
+            {
+                Assert.Equal(expected[i][c].TokenIds, group[c].TokenIds);
+                Assert.Equal(expected[i][c].Finish, group[c].Finish);
+                Models.AssertClose(expected[i][c].LogProbs, group[c].LogProbs, 1e-5, $"prompt {i} completion {c}");
+            }
+        }
+    }
+
+    [Fact]
+    public void SampledCompletionsDoNotDependOnTheBatchAndTheirLogProbsMatchARecomputation()
+    {
+        using var model = Models.Random(2);
+        var options = new SamplingOptions { CompletionsPerPrompt = 3, MaxNewTokens = 16, Temperature = 0.8, TopP = 0.95, StopTokenIds = new[] { 5, 17, 40 } };
+        IReadOnlyList<FinishedGroup> Run(int rows)
+        {
+            using var engine = new ContinuousBatcher(model, options, rows, promptTokens: 9);
+            for (var i = 0; i < Prompts.Length; i++) engine.Add(Prompts[i], seed: 1000 + i);
+            var groups = new List<FinishedGroup>();
+            var steps = 0;
+            while (engine.OpenGroups > 0)
+            {
+                groups.AddRange(engine.Step());
+                Assert.InRange(engine.RunningRows, 0, rows);
+                steps++;
+            }
+            Assert.Equal(Prompts.Length * options.CompletionsPerPrompt * 1L, groups.Sum(g => g.Completions.Count));
+            Assert.True(steps < Prompts.Length * options.CompletionsPerPrompt * options.MaxNewTokens, "the engine should decode several rows per step");
+            return groups;
+        }
+        var one = Run(1).OrderBy(g => g.Id).ToList();
+        var five = Run(5);
+        // Every prompt comes back exactly once, with all of its completions.
+        Assert.Equal(Enumerable.Range(0, Prompts.Length).Select(i => (long)i), five.Select(g => g.Id).Order());
+        Assert.True(five.SelectMany(g => g.Completions).Select(c => c.TokenIds.Length).Distinct().Count() >= 3, "the completions should end at different steps");
+        foreach (var group in five)
+        {
+            var alone = one[(int)group.Id].Completions;
+            for (var c = 0; c < options.CompletionsPerPrompt; c++) Assert.Equal(alone[c].TokenIds, group.Completions[c].TokenIds);
+            var scored = LogProbScorer.Score(model, group.Completions.Select(c => (Prompts[group.Id], c.TokenIds)).ToList(), temperature: 0.8);
+            for (var c = 0; c < options.CompletionsPerPrompt; c++)
+                Models.AssertClose(scored[c].logProbs, group.Completions[c].LogProbs, 1e-5, $"prompt {group.Id} completion {c}");
+        }
+        Assert.True(five.Count(g => g.Completions.Select(c => string.Join(",", c.TokenIds)).Distinct().Count() > 1) >= Prompts.Length / 2,
+            "completions of a prompt are sampled, not copied");
+    }
+
+    [Fact]
+    public void FirstTokensFollowTheModelsDistribution()
+    {
+        using var model = Models.Random(7);
+        var prompt = new[] { 8, 9, 10 };
+        const int groups = 40, group = 50;
+        var options = new SamplingOptions { CompletionsPerPrompt = group, MaxNewTokens = 1, Temperature = 1.0 };
+        using var engine = new ContinuousBatcher(model, options, maxRows: 64, promptTokens: prompt.Length);
+        for (var i = 0; i < groups; i++) engine.Add(prompt, seed: i);
+        var firsts = engine.RunToEnd().SelectMany(g => g.Completions).Select(c => c.TokenIds[0]).ToList();
+        Assert.Equal(groups * group, firsts.Count);
+        float[] probabilities;
+        using (torch.no_grad())
+        using (var scope = torch.NewDisposeScope())
+            probabilities = model.forward(torch.tensor(prompt.Select(t => (long)t).ToArray(), new long[] { 1, prompt.Length }))
+                .select(1, prompt.Length - 1).softmax(-1).squeeze(0).data<float>().ToArray();
+        var n = (double)firsts.Count;
+        var counts = firsts.GroupBy(t => t).ToDictionary(g => g.Key, g => g.Count());
+        var totalVariation = 0.5 * probabilities.Select((p, t) => Math.Abs(counts.GetValueOrDefault(t) / n - p)).Sum();
+        Assert.True(totalVariation < 0.12, $"total variation {totalVariation:F3} between sampled and model probabilities");
+        foreach (var t in Enumerable.Range(0, probabilities.Length).OrderByDescending(t => probabilities[t]).Take(5))
+        {
+            var p = probabilities[t];
+            var sigma = Math.Sqrt(p * (1 - p) / n);
+            Assert.True(Math.Abs(counts.GetValueOrDefault(t) / n - p) < 4 * sigma, $"token {t}: frequency {counts.GetValueOrDefault(t) / n:F4} vs probability {p:F4}");
+        }
+    }
+
+    [Fact]
+    public void BadPromptsAreRefusedNamingTheProblem()
+    {
+        using var model = Models.Random(1);
+        using var engine = new ContinuousBatcher(model, new SamplingOptions { MaxNewTokens = 4 }, maxRows: 2, promptTokens: 4);
+        Assert.Contains("exceeds the model's 128 positions", Assert.Throws<ArgumentException>(() => engine.Add(new int[125], 0)).Message);
+        Assert.Contains("vocabulary", Assert.Throws<ArgumentException>(() => engine.Add(new[] { 1, 97 }, 0)).Message);
+        Assert.Throws<ArgumentException>(() => engine.Add(Array.Empty<int>(), 0));
+        Assert.Equal(0, engine.OpenGroups);
+    }
+}
