@@ -21,29 +21,16 @@ const string Usage = """
                  mock cluster; writes a results table. --out FILE (bench-kafka.md) --quick --completions N --tokens N
     """;
 
-if (args.Length == 0 || args[0] is "-h" or "--help" or "help")
-{
-    Console.WriteLine(Usage);
-    return args.Length == 0 ? 2 : 0;
-}
+// First, before the runtime's worker threads allocate, as onlinerl does: the measured code runs as it does there.
+OnlineRl.Pipeline.MallocArenas.Limit();
 
-try
+return await CommandHelp.RunAsync("onlinerl-bench", Usage, args, async (command, options) => command switch
 {
-    var options = new Options(args.Skip(1));
-    return args[0] switch
-    {
-        "bench" => BenchCommand.Run(options),
-        // One side of the generation rows, in a fresh process (GenerationBench runs this tool again).
-        "bench-generation" => GenerationBench.RunChild(options),
-        "bench-redis" => await RedisBench.RunAsync(options),
-        "bench-kafka" => await KafkaBench.RunAsync(options),
-        "compare-reference" => await CompareReferenceCommand.RunAsync(options),
-        _ => throw new UsageException($"unknown command '{args[0]}'"),
-    };
-}
-catch (UsageException e)
-{
-    Console.Error.WriteLine($"error: {e.Message}\n");
-    Console.Error.WriteLine(Usage);
-    return 2;
-}
+    "bench" => BenchCommand.Run(options),
+    // One side of the generation rows, in a fresh process (GenerationBench runs this tool again).
+    "bench-generation" => GenerationBench.RunChild(options),
+    "bench-redis" => await RedisBench.RunAsync(options),
+    "bench-kafka" => await KafkaBench.RunAsync(options),
+    "compare-reference" => await CompareReferenceCommand.RunAsync(options),
+    _ => throw new UsageException($"unknown command '{command}'"),
+});

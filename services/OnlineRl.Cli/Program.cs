@@ -56,42 +56,20 @@ const string Usage = """
 // First, before the runtime's worker threads allocate: they would each get a malloc arena (see MallocArenas).
 OnlineRl.Pipeline.MallocArenas.Limit();
 
-if (args.Length == 0 || args[0] is "-h" or "--help" or "help")
+return await CommandHelp.RunAsync("onlinerl", Usage, args, async (command, options) => command switch
 {
-    Console.WriteLine(Usage);
-    return args.Length == 0 ? 2 : 0;
-}
-
-if (args.Skip(1).Any(a => a is "-h" or "--help"))
-{
-    Console.WriteLine(CommandHelp.For(Usage, args[0]));
-    return 0;
-}
-
-try
-{
-    var options = new Options(args.Skip(1));
-    return args[0] switch
-    {
-        "run" => await RunCommand.RunAsync(options),
-        "feeder" or "generator" or "scorer" or "learner" => await ServiceCommands.RunAsync(args[0], options),
-        "ledger" => ServiceCommands.Ledger(options),
-        "sft" => ModelCommands.Sft(options),
-        "train-rm" => RewardModelCommand.Run(options),
-        "tokenize" => ModelCommands.Tokenize(options),
-        "generate" => ModelCommands.Generate(options),
-        "init-model" => ModelCommands.InitModel(options),
-        "smoke" => SmokeCommand.Run(options),
-        "kafka-mock" => await KafkaMockCommand.RunAsync(options),
-        "soak" => await SoakCommand.RunAsync(options),
-        "bench" or "bench-redis" or "bench-kafka" or "compare-reference" =>
-            throw new UsageException($"'{args[0]}' is a command of onlinerl-bench now: dotnet run -c Release --project services/OnlineRl.Bench -- {args[0]}"),
-        _ => throw new UsageException($"unknown command '{args[0]}'"),
-    };
-}
-catch (UsageException e)
-{
-    Console.Error.WriteLine($"error: {e.Message}\n");
-    Console.Error.WriteLine(Usage);
-    return 2;
-}
+    "run" => await RunCommand.RunAsync(options),
+    "feeder" or "generator" or "scorer" or "learner" => await ServiceCommands.RunAsync(command, options),
+    "ledger" => ServiceCommands.Ledger(options),
+    "sft" => ModelCommands.Sft(options),
+    "train-rm" => RewardModelCommand.Run(options),
+    "tokenize" => ModelCommands.Tokenize(options),
+    "generate" => ModelCommands.Generate(options),
+    "init-model" => ModelCommands.InitModel(options),
+    "smoke" => SmokeCommand.Run(options),
+    "kafka-mock" => await KafkaMockCommand.RunAsync(options),
+    "soak" => await SoakCommand.RunAsync(options),
+    "bench" or "bench-redis" or "bench-kafka" or "compare-reference" =>
+        throw new UsageException($"'{command}' is a command of onlinerl-bench now: dotnet run -c Release --project services/OnlineRl.Bench -- {command}"),
+    _ => throw new UsageException($"unknown command '{command}'"),
+});
