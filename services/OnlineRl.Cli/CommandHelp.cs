@@ -1,16 +1,48 @@
 namespace OnlineRl.Cli;
 
-/// <summary>`onlinerl COMMAND --help`: that command's entry of the usage text.</summary>
+/// <summary>
+/// The entry of `onlinerl` and `onlinerl-bench`: the usage text, `COMMAND --help` (that command's entry of the usage
+/// text), and usage mistakes.
+/// </summary>
 internal static class CommandHelp
 {
+    /// <summary>
+    /// Prints <paramref name="usage"/> without a command or for --help (exit code 2 and 0), a command's entry for
+    /// COMMAND --help (0), else runs <paramref name="dispatch"/> with the command and its options; a
+    /// <see cref="UsageException"/> prints the error and the usage (2).
+    /// </summary>
+    public static async Task<int> RunAsync(string program, string usage, string[] args, Func<string, Options, Task<int>> dispatch)
+    {
+        if (args.Length == 0 || args[0] is "-h" or "--help" or "help")
+        {
+            Console.WriteLine(usage);
+            return args.Length == 0 ? 2 : 0;
+        }
+        if (args.Skip(1).Any(a => a is "-h" or "--help"))
+        {
+            Console.WriteLine(For(program, usage, args[0]));
+            return 0;
+        }
+        try
+        {
+            return await dispatch(args[0], new Options(args.Skip(1)));
+        }
+        catch (UsageException e)
+        {
+            Console.Error.WriteLine($"error: {e.Message}\n");
+            Console.Error.WriteLine(usage);
+            return 2;
+        }
+    }
+
     // Command entries start at this indentation in the usage text; their continuation lines are indented further.
     private const string EntryIndent = "  ";
 
     /// <summary>
-    /// The usage line for <paramref name="command"/> and its entry of <paramref name="usage"/>; the whole usage
-    /// text, after a line saying so, for a command it does not list.
+    /// The usage line for <paramref name="command"/> of <paramref name="program"/> and its entry of <paramref name="usage"/>;
+    /// the whole usage text, after a line saying so, for a command it does not list.
     /// </summary>
-    public static string For(string usage, string command)
+    public static string For(string program, string usage, string command)
     {
         var lines = usage.Split('\n');
         var start = Array.FindIndex(lines, line => IsEntry(line) && Names(line).Contains(command));
@@ -18,7 +50,7 @@ internal static class CommandHelp
         var end = start + 1;
         while (end < lines.Length && lines[end].Trim().Length > 0 && !IsEntry(lines[end])) end++;
         var entry = string.Join('\n', lines[start..end]);
-        return $"Usage: onlinerl {command} [options]\n\n{entry}\n\nEnvironment: ONLINERL_NUM_THREADS sets libtorch's thread count (default: all cores).";
+        return $"Usage: {program} {command} [options]\n\n{entry}\n\nEnvironment: ONLINERL_NUM_THREADS sets libtorch's thread count (default: all cores).";
     }
 
     private static bool IsEntry(string line) =>

@@ -30,17 +30,6 @@ const string Usage = """
       init-model A randomly initialised model in the safetensors format: --out DIR --tokenizer DIR|char:..|byte
                  --hidden-size N --layers N --heads N --kv-heads N --intermediate-size N --qkv-bias --untied
                  --dtype float32|bfloat16|float16 --seed N
-      bench      Measure the binding (per-op overhead, matmul, an MLP step, KV-cache generation, a GRPO learner
-                 step) against /usr/bin/python3 torch on this machine, and the in-process pipeline with and
-                 without overlap; writes a results table. --out FILE --quick --only binding|generation|rl
-      bench-redis Weight publication + load through Redis vs raw SET/GET, and Redis Streams throughput vs
-                 redis-benchmark, on a private redis-server; writes a table. --out FILE (bench-redis.md) --quick
-      compare-reference
-                 Our pipeline against the plain PyTorch trainer (bench/reference_trainer.py on /usr/bin/python3) from
-                 one starting checkpoint (--start DIR, or the config's SFT warm start), with the same settings, seed and
-                 held-out set, one side at a time: --algorithms grpo,ppo,dpo --minutes M (3) --steps N (300)
-                 --eval-every N (25) --out DIR (runs/compare-reference) --config FILE, plus config keys as flags. Writes
-                 comparison.md (accuracy at each evaluation, updates and seconds) and comparison.html (the curves).
       smoke      Train a small MLP on the libtorch binding and print progress (a quick health check).
                  --steps N (2000) --lr X (0.003) --seed N (1) --threads N (all cores)
 
@@ -58,8 +47,8 @@ const string Usage = """
                  memory/handle trends) and soak-samples.csv; exit code 0 when every check held.
                  --minutes M (20) --bus kafka|redis (kafka) --out DIR (runs/soak, must be new or empty)
                  --fault-every-seconds S (minutes x 3, 10..120) --sample-seconds S (60) --prompts-per-step N (8)
-      bench-kafka KafkaEventBus against a raw Confluent.Kafka producer/consumer with rollout-sized messages on a
-                 mock cluster; writes a results table. --out FILE (bench-kafka.md) --quick --completions N --tokens N
+
+    Benchmarks and the comparison with a plain PyTorch trainer are the onlinerl-bench tool (services/OnlineRl.Bench).
 
     Environment: ONLINERL_NUM_THREADS sets libtorch's thread count (default: all cores).
     """;
@@ -67,45 +56,20 @@ const string Usage = """
 // First, before the runtime's worker threads allocate: they would each get a malloc arena (see MallocArenas).
 OnlineRl.Pipeline.MallocArenas.Limit();
 
-if (args.Length == 0 || args[0] is "-h" or "--help" or "help")
+return await CommandHelp.RunAsync("onlinerl", Usage, args, async (command, options) => command switch
 {
-    Console.WriteLine(Usage);
-    return args.Length == 0 ? 2 : 0;
-}
-
-if (args.Skip(1).Any(a => a is "-h" or "--help"))
-{
-    Console.WriteLine(CommandHelp.For(Usage, args[0]));
-    return 0;
-}
-
-try
-{
-    var options = new Options(args.Skip(1));
-    return args[0] switch
-    {
-        "run" => await RunCommand.RunAsync(options),
-        "feeder" or "generator" or "scorer" or "learner" => await ServiceCommands.RunAsync(args[0], options),
-        "ledger" => ServiceCommands.Ledger(options),
-        "sft" => ModelCommands.Sft(options),
-        "train-rm" => RewardModelCommand.Run(options),
-        "tokenize" => ModelCommands.Tokenize(options),
-        "generate" => ModelCommands.Generate(options),
-        "init-model" => ModelCommands.InitModel(options),
-        "smoke" => SmokeCommand.Run(options),
-        "bench-generation" => GenerationBench.RunChild(options),
-        "bench" => BenchCommand.Run(options),
-        "kafka-mock" => await KafkaMockCommand.RunAsync(options),
-        "bench-kafka" => await KafkaBench.RunAsync(options),
-        "bench-redis" => await RedisBench.RunAsync(options),
-        "soak" => await SoakCommand.RunAsync(options),
-        "compare-reference" => await CompareReferenceCommand.RunAsync(options),
-        _ => throw new UsageException($"unknown command '{args[0]}'"),
-    };
-}
-catch (UsageException e)
-{
-    Console.Error.WriteLine($"error: {e.Message}\n");
-    Console.Error.WriteLine(Usage);
-    return 2;
-}
+    "run" => await RunCommand.RunAsync(options),
+    "feeder" or "generator" or "scorer" or "learner" => await ServiceCommands.RunAsync(command, options),
+    "ledger" => ServiceCommands.Ledger(options),
+    "sft" => ModelCommands.Sft(options),
+    "train-rm" => RewardModelCommand.Run(options),
+    "tokenize" => ModelCommands.Tokenize(options),
+    "generate" => ModelCommands.Generate(options),
+    "init-model" => ModelCommands.InitModel(options),
+    "smoke" => SmokeCommand.Run(options),
+    "kafka-mock" => await KafkaMockCommand.RunAsync(options),
+    "soak" => await SoakCommand.RunAsync(options),
+    "bench" or "bench-redis" or "bench-kafka" or "compare-reference" =>
+        throw new UsageException($"'{command}' is a command of onlinerl-bench now: dotnet run -c Release --project services/OnlineRl.Bench -- {command}"),
+    _ => throw new UsageException($"unknown command '{command}'"),
+});

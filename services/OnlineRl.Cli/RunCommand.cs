@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using OnlineRl.Hosting;
 using OnlineRl.Pipeline;
 using OnlineRl.ServiceDefaults;
 
@@ -14,7 +15,7 @@ internal static class RunCommand
         RunConfig config;
         try
         {
-            config = ServiceConfiguration.Load(path.Length == 0 ? null : path, overrides);
+            config = ServiceConfiguration.Load(RunConfig.Load, path.Length == 0 ? null : path, overrides);
         }
         catch (ConfigException e)
         {
@@ -43,7 +44,8 @@ internal static class RunCommand
             endpoint = await ServiceEndpoint.StartAsync(new ServiceEndpointOptions
             {
                 // Through the progress output, so a warning does not land in the middle of the live line.
-                Port = config.Service.MetricsPort, ServiceName = "onlinerl-run", ReportMetricsProblem = problem => log("metrics: " + problem),
+                Port = config.Service.MetricsPort, ServiceName = "onlinerl-run", MeterNames = PipelineMetrics.ServiceMeterNames,
+                ReportMetricsProblem = problem => log("metrics: " + problem),
             });
             log($"metrics: http://localhost:{endpoint.Port}/metrics (health: /healthz, /readyz)");
         }
@@ -54,7 +56,7 @@ internal static class RunCommand
         await using var _ = endpoint;
         try
         {
-            var summary = await InProcessRun.RunAsync(config, log, cancel.Token, progress);
+            var summary = await InProcessRun.RunAsync(config, log, cancel.Token, progress, new Transports());
             return summary.Steps.Count > 0 ? 0 : 1;
         }
         catch (OperationCanceledException) when (cancel.IsCancellationRequested)

@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using OnlineRl.Hosting;
 using OnlineRl.Messaging;
 using OnlineRl.Pipeline;
 using OnlineRl.ServiceDefaults;
@@ -17,7 +18,7 @@ internal static class ServiceCommands
         RunConfig config;
         try
         {
-            config = ServiceConfiguration.Load(path.Length == 0 ? null : path, options.Unread());
+            config = ServiceConfiguration.Load(RunConfig.Load, path.Length == 0 ? null : path, options.Unread());
             PipelineServices.RequireSharedTransports(config);
             PipelineServices.ConfigureProcess(config);
             var start = DateTime.Now;
@@ -26,14 +27,16 @@ internal static class ServiceCommands
             var readiness = Readiness.NotReady("connecting to the transports");
             await using var endpoint = await ServiceEndpoint.StartAsync(new ServiceEndpointOptions
             {
-                Port = config.Service.MetricsPort, ServiceName = $"onlinerl-{service}", Readiness = () => readiness,
+                Port = config.Service.MetricsPort, ServiceName = $"onlinerl-{service}", MeterNames = PipelineMetrics.ServiceMeterNames,
+                Readiness = () => readiness,
             });
             Log($"metrics on port {endpoint.Port}");
             // Transport problems (a broker down, Redis restarting, a rebalance) are logged, not only retried.
             using var logs = ServiceLogging.CreateLoggerFactory();
             using var deliveries = PipelineServices.DeliveryJournal(config, config.Service.Id);
-            await using var bus = Transports.CreateBus(config.Transport, deliveries, logs);
-            var blobs = Transports.CreateBlobStore(config.Transport, logs);
+            var transports = new Transports(logs);
+            await using var bus = transports.CreateBus(config.Transport, deliveries);
+            var blobs = transports.CreateBlobStore(config.Transport);
             readiness = Readiness.Ready;
             // SIGTERM (docker stop, Kubernetes) and Ctrl-C stop gracefully: work in hand is finished or handed back.
             using var stop = new CancellationTokenSource();
@@ -53,9 +56,10 @@ internal static class ServiceCommands
                 {
                     "feeder" => PipelineServices.RunFeederAsync(config, bus, blobs, Log, stop.Token),
                     "generator" => PipelineServices.RunGeneratorAsync(config, bus, blobs,
-                        Transports.CreateGeneratorStatus(config.Transport, PipelineServices.WeightsPrefix(config)), Log, stop.Token),
+                        transports.CreateGeneratorStatus(config.Transport, PipelineServices.WeightsPrefix(config)), Log, stop.Token),
                     "scorer" => PipelineServices.RunScorerAsync(config, bus, Log, stop.Token),
-                    _ => PipelineServices.RunLearnerAsync(config, bus, blobs, Log, stop.Token),
+                    _ => PipelineServices.RunLearnerAsync(config, bus, blobs,
+                        transports.CreateGeneratorStatus(config.Transport, PipelineServices.WeightsPrefix(config)), Log, stop.Token),
                 });
             }
             catch (OperationCanceledException) when (stop.IsCancellationRequested)

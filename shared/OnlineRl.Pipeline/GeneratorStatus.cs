@@ -5,7 +5,7 @@ namespace OnlineRl.Pipeline;
 /// <summary>
 /// Where generators report the weights version they hold: what the weight store may not prune yet, and what
 /// tests and operators read to see every generator reach the newest version. A broker-backed registry (e.g.
-/// keys with a time-to-live in Redis) implements it for separate processes.
+/// keys with a time-to-live in Redis, OnlineRl.Hosting's RedisGeneratorStatus) implements it for separate processes.
 /// </summary>
 public interface IGeneratorStatusReporter
 {
@@ -40,19 +40,4 @@ public sealed class InProcessGeneratorStatus : IGeneratorStatusReporter
 
     /// <summary>The version each generator reported last.</summary>
     public IReadOnlyDictionary<string, long> HeldVersions => new Dictionary<string, long>(held, StringComparer.Ordinal);
-}
-
-/// <summary>Generator status kept in Redis with a time-to-live (separate processes): a dead generator pins nothing.</summary>
-public sealed class RedisGeneratorStatus(OnlineRl.Redis.GeneratorRegistry registry) : IGeneratorStatusReporter
-{
-    /// <inheritdoc />
-    public async ValueTask ReportAsync(string generatorId, long heldVersion, CancellationToken cancellationToken = default) =>
-        await registry.ReportAsync(generatorId, heldVersion).WaitAsync(cancellationToken).ConfigureAwait(false);
-
-    /// <inheritdoc />
-    public async ValueTask<IReadOnlyCollection<long>> HeldVersionsAsync(CancellationToken cancellationToken = default) =>
-        await registry.HeldVersionsAsync().WaitAsync(cancellationToken).ConfigureAwait(false);
-
-    /// <summary>A third of the registry's time-to-live: two renewals may fail (Redis restarting) before a live generator drops out.</summary>
-    public TimeSpan? Heartbeat => registry.TimeToLive / 3;
 }

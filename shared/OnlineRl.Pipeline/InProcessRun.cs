@@ -33,8 +33,12 @@ public static class InProcessRun
     /// <param name="progress">
     /// Where SFT and RL steps report (step / total, rate, ETA); the steps with a held-out accuracy still come as lines.
     /// </param>
+    /// <param name="transports">
+    /// Builds the bus, weight store and generator status the configuration names (null: <see cref="InProcessTransports"/>,
+    /// inproc and memory only; OnlineRl.Hosting's <c>Transports</c> adds Redis and Kafka).
+    /// </param>
     public static async Task<RunSummary> RunAsync(RunConfig config, Action<string> log, CancellationToken cancellationToken = default,
-        ConsoleProgress? progress = null)
+        ConsoleProgress? progress = null, ITransportFactory? transports = null)
     {
         PipelineServices.ConfigureProcess(config);
         Directory.CreateDirectory(config.OutputDir);
@@ -48,8 +52,9 @@ public static class InProcessRun
         using var tensorboard = TensorBoardLog.Open(config);
         tensorboard?.InitialAccuracy(initialAccuracy);
 
-        await using var bus = Transports.CreateBus(config.Transport);
-        var store = PipelineServices.WeightStore(config, Transports.CreateBlobStore(config.Transport));
+        transports ??= InProcessTransports.Instance;
+        await using var bus = transports.CreateBus(config.Transport);
+        var store = PipelineServices.WeightStore(config, transports.CreateBlobStore(config.Transport));
         using var learnerLedger = PipelineServices.Ledger(config, "learner");
         using var generatorLedger = PipelineServices.Ledger(config, "generator-0");
         using var scorerLedger = PipelineServices.Ledger(config, "scorer-0");
@@ -59,7 +64,7 @@ public static class InProcessRun
         var initial = await LearnerWorker.PublishWeightsAsync(store, policy, config.Model.LoraRank > 0, 0, cancellationToken).ConfigureAwait(false);
         var clock = Stopwatch.StartNew();
         progress?.Begin("RL step", config.Train.Steps, config.Train.TimeLimitMinutes > 0 ? TimeSpan.FromMinutes(config.Train.TimeLimitMinutes) : null);
-        var generators = Transports.CreateGeneratorStatus(config.Transport, PipelineServices.WeightsPrefix(config));
+        var generators = transports.CreateGeneratorStatus(config.Transport, PipelineServices.WeightsPrefix(config));
         var learnerWorker = new LearnerWorker(bus, store, session.Learner, policy, PipelineServices.LearnerWorkerOptions(config, "learner"), config.RunId,
             startVersion: initial.Version, session.Evaluate, report =>
         {

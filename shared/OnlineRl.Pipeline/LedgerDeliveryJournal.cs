@@ -1,7 +1,7 @@
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
-using OnlineRl.Messaging.Kafka;
+using OnlineRl.Messaging;
 
 namespace OnlineRl.Pipeline;
 

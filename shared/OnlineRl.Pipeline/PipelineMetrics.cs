@@ -15,6 +15,9 @@ public sealed class PipelineMetrics : IDisposable
     /// <summary>The meter name to enable in the metrics pipeline.</summary>
     public const string MeterName = "OnlineRl.Pipeline";
 
+    /// <summary>The meters a pipeline service exports on /metrics: the pipeline's and the messaging layer's.</summary>
+    public static IReadOnlyList<string> ServiceMeterNames { get; } = [MeterName, OnlineRl.Messaging.MessagingMetrics.MeterName];
+
     // Seconds from milliseconds (small weight sets in memory) to minutes (large checkpoints over the network).
     private static readonly double[] SecondsBuckets = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300];
     // Rewards are usually in [0, 1] (rule rewards). No negative bounds: with one, the OpenMetrics exposition

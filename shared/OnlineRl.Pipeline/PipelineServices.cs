@@ -140,9 +140,9 @@ public static class PipelineServices
     /// <summary>Separate service processes need a shared bus and weight store: inproc and memory are refused, naming the key.</summary>
     public static void RequireSharedTransports(RunConfig config)
     {
-        if (!Transports.IsShared(config.Transport.Bus))
+        if (!TransportUris.IsShared(config.Transport.Bus))
             throw new ConfigException("config key 'transport.bus': 'inproc' connects only the services of one process; a service process needs redis://HOST:PORT or kafka://HOST:PORT (or use `onlinerl run`)");
-        if (!Transports.IsShared(config.Transport.Weights))
+        if (!TransportUris.IsShared(config.Transport.Weights))
             throw new ConfigException("config key 'transport.weights': 'memory' is private to one process; a service process needs redis://HOST:PORT (or use `onlinerl run`)");
     }
 
@@ -195,8 +195,14 @@ public static class PipelineServices
     /// The learner service: resumes from <c>train.state_dir</c> when it holds a checkpoint, publishes the weights,
     /// trains until the configured steps or time are used up, and returns the worker (its counters).
     /// </summary>
-    public static async Task<LearnerWorker> RunLearnerAsync(RunConfig config, IEventBus bus, IBlobStore blobs, Action<string> log,
-        CancellationToken cancellationToken)
+    /// <param name="config">The run.</param>
+    /// <param name="bus">The event bus.</param>
+    /// <param name="blobs">The weights' blob store.</param>
+    /// <param name="generators">Where generators report the versions they hold (which the learner may not prune).</param>
+    /// <param name="log">Receives the learner's lines.</param>
+    /// <param name="cancellationToken">Stops the learner.</param>
+    public static async Task<LearnerWorker> RunLearnerAsync(RunConfig config, IEventBus bus, IBlobStore blobs, IGeneratorStatusReporter generators,
+        Action<string> log, CancellationToken cancellationToken)
     {
         using var session = LearnerSession.Create(config, withGeneratorModel: false, log, cancellationToken: cancellationToken);
         using var ledger = Ledger(config, config.Service.Id);
@@ -218,8 +224,7 @@ public static class PipelineServices
             {
                 log(ProgressLine(report));
                 tensorboard?.Step(report);
-            }, session.StateStore, ledger,
-            Transports.CreateGeneratorStatus(config.Transport, WeightsPrefix(config)));
+            }, session.StateStore, ledger, generators);
         await worker.RunAsync(cancellationToken).ConfigureAwait(false);
         if (worker.ShortLastBatch is { } last)
             log($"all {config.Task.MaxPrompts} prompts of the feed are consumed ({worker.DroppedStale} dropped as stale): the last update used {last}");

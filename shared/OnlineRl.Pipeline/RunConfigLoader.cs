@@ -104,8 +104,8 @@ public sealed partial record RunConfig
     {
         Transport = Transport with
         {
-            Bus = Transports.Describe(Transport.Bus),
-            Weights = Transports.Describe(Transport.Weights),
+            Bus = TransportUris.Describe(Transport.Bus),
+            Weights = TransportUris.Describe(Transport.Weights),
             Kafka = Transport.Kafka.ToDictionary(kv => kv.Key, kv => IsSecretKafkaSetting(kv.Key) ? "***" : kv.Value),
         },
     };

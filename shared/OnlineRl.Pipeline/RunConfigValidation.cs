@@ -61,8 +61,8 @@ public sealed partial record RunConfig
         Require(Train.MaxPolicyLag >= 0, "train.max_policy_lag", "must be >= 0");
         Require(Train.CheckpointEvery >= 0, "train.checkpoint_every", "must be >= 0");
         Require(Task.MaxPrompts >= 0, "task.max_prompts", "must be >= 0");
-        Require(Transports.IsBusUri(Transport.Bus), "transport.bus", $"'{Transports.Describe(Transport.Bus)}' is not inproc, redis[s]://[[USER]:PASSWORD@]HOST:PORT or kafka://HOST:PORT[,HOST:PORT...]");
-        Require(Transports.IsWeightsUri(Transport.Weights), "transport.weights", $"'{Transports.Describe(Transport.Weights)}' is not memory or redis[s]://[[USER]:PASSWORD@]HOST:PORT");
+        Require(TransportUris.IsBusUri(Transport.Bus), "transport.bus", $"'{TransportUris.Describe(Transport.Bus)}' is not inproc, redis[s]://[[USER]:PASSWORD@]HOST:PORT or kafka://HOST:PORT[,HOST:PORT...]");
+        Require(TransportUris.IsWeightsUri(Transport.Weights), "transport.weights", $"'{TransportUris.Describe(Transport.Weights)}' is not memory or redis[s]://[[USER]:PASSWORD@]HOST:PORT");
         foreach (var (name, value) in Transport.Kafka)
             Require(name.Trim().Length > 0 && !string.IsNullOrWhiteSpace(value), $"transport.kafka.{name}", "needs a non-empty name and value");
         foreach (var (key, file) in new[] { ("transport.redis_ca_file", Transport.RedisCaFile), ("transport.redis_client_cert_file", Transport.RedisClientCertFile),

@@ -1,4 +1,3 @@
-using System.Globalization;
 using OnlineRl.Messaging;
 using StackExchange.Redis;
 
@@ -13,51 +12,11 @@ namespace OnlineRl.Redis;
 public sealed record RedisTls(string CaFile = "", string ClientCertificateFile = "", string ClientKeyFile = "");
 
 /// <summary>
-/// Opens StackExchange.Redis connections from the project's addresses:
-/// <c>redis://[[USER]:PASSWORD@]HOST:PORT</c>, or <c>rediss://...</c> for TLS. USER and PASSWORD are
-/// percent-encoded; a password alone (<c>redis://:PASSWORD@HOST:PORT</c>) is Redis's <c>requirepass</c>, a user
-/// and password an ACL user.
+/// Opens StackExchange.Redis connections from the project's addresses (<see cref="RedisAddress"/>:
+/// <c>redis://[[USER]:PASSWORD@]HOST:PORT</c>, or <c>rediss://...</c> for TLS).
 /// </summary>
 public static class RedisConnection
 {
-    /// <summary>The scheme of plain addresses.</summary>
-    public const string Scheme = "redis://";
-
-    /// <summary>The scheme of TLS addresses.</summary>
-    public const string TlsScheme = "rediss://";
-
-    /// <summary>Whether <paramref name="address"/> is a well-formed <c>redis://</c> or <c>rediss://</c> address.</summary>
-    public static bool IsAddress(string address)
-    {
-        try
-        {
-            Parse(address);
-            return true;
-        }
-        catch (FormatException)
-        {
-            return false;
-        }
-    }
-
-    /// <summary>
-    /// The address as logs and errors may show it: scheme, user and endpoint, never the password
-    /// (<c>redis://alice:***@127.0.0.1:6379</c>).
-    /// </summary>
-    public static string Describe(string address)
-    {
-        try
-        {
-            var (tls, host, port, user, password) = Parse(address);
-            var credentials = user is null && password is null ? "" : $"{user}{(password is null ? "" : ":***")}@";
-            return $"{(tls ? TlsScheme : Scheme)}{credentials}{host}:{port.ToString(CultureInfo.InvariantCulture)}";
-        }
-        catch (FormatException)
-        {
-            return "(an unparsable Redis address)";
-        }
-    }
-
     /// <summary>
     /// Client settings for <paramref name="address"/>: never give up on a server that is down or restarting
     /// (reconnect in the background), allow slow replies for blobs of many megabytes, credentials and TLS as given.
@@ -67,7 +26,7 @@ public static class RedisConnection
     /// <exception cref="FormatException">The address is malformed (the message never shows a password).</exception>
     public static ConfigurationOptions Options(string address, RedisTls? tls = null)
     {
-        var (useTls, host, port, user, password) = Parse(address);
+        var (useTls, host, port, user, password) = RedisAddress.Parse(address);
         var options = new ConfigurationOptions
         {
             AbortOnConnectFail = false, // a server that is down at start or restarting is waited for, not fatal
@@ -165,9 +124,9 @@ public static class RedisConnection
     internal static TransportAuthenticationException Refused(string address, Exception e, string? explanation = null)
     {
         var reason = explanation ?? (e.InnerException is { } inner ? $"{e.Message} ({inner.Message})" : e.Message);
-        if (Parse(address).Password is { Length: > 0 } password) reason = reason.Replace(password, "***", StringComparison.Ordinal);
+        if (RedisAddress.Parse(address).Password is { Length: > 0 } password) reason = reason.Replace(password, "***", StringComparison.Ordinal);
         return new TransportAuthenticationException(
-            $"Redis at {Describe(address)} refused the connection (check the user, password and TLS certificates): {reason}", e);
+            $"Redis at {RedisAddress.Describe(address)} refused the connection (check the user, password and TLS certificates): {reason}", e);
     }
 
     /// <summary>Whether the (first) endpoint accepts TCP connections within the connect timeout.</summary>
@@ -189,33 +148,4 @@ public static class RedisConnection
             return false;
         }
     }
-
-    private static (bool Tls, string Host, int Port, string? User, string? Password) Parse(string address)
-    {
-        ArgumentException.ThrowIfNullOrEmpty(address);
-        var tls = address.StartsWith(TlsScheme, StringComparison.OrdinalIgnoreCase);
-        var rest = tls ? address[TlsScheme.Length..]
-            : address.StartsWith(Scheme, StringComparison.OrdinalIgnoreCase) ? address[Scheme.Length..]
-            : address;
-        string? user = null, password = null;
-        var at = rest.LastIndexOf('@');
-        if (at >= 0)
-        {
-            var credentials = rest[..at];
-            rest = rest[(at + 1)..];
-            var colon = credentials.IndexOf(':', StringComparison.Ordinal);
-            user = Uri.UnescapeDataString(colon < 0 ? credentials : credentials[..colon]);
-            password = colon < 0 ? null : Uri.UnescapeDataString(credentials[(colon + 1)..]);
-            if (user.Length == 0) user = null;
-        }
-        var portColon = rest.LastIndexOf(':');
-        if (portColon <= 0 || !int.TryParse(rest[(portColon + 1)..].TrimEnd('/'), NumberStyles.None, CultureInfo.InvariantCulture, out var port)
-            || port is < 1 or > 65535 || rest[..portColon].Any(char.IsWhiteSpace))
-            throw new FormatException($"Redis address '{Describe(address, rest)}' is not {Scheme}[[USER]:PASSWORD@]HOST:PORT or {TlsScheme}...");
-        return (tls, rest[..portColon], port, user, password);
-    }
-
-    /// <summary>A malformed address for an error message: only the part after any credentials.</summary>
-    private static string Describe(string address, string afterCredentials) =>
-        address.Contains('@', StringComparison.Ordinal) ? $"...@{afterCredentials}" : address;
 }

@@ -242,7 +242,7 @@ public sealed partial class RedisEventBus : IEventBus
             try
             {
                 var result = await command().ConfigureAwait(false);
-                if (failures > 0) _options.Logger.LogInformation("Redis at {Address} is reachable again after {Failures} failed attempts", RedisConnection.Describe(_options.Address), failures);
+                if (failures > 0) _options.Logger.LogInformation("Redis at {Address} is reachable again after {Failures} failed attempts", RedisAddress.Describe(_options.Address), failures);
                 return result;
             }
             catch (Exception e) when (RedisConnection.IsAuthenticationFailure(e))
@@ -251,7 +251,7 @@ public sealed partial class RedisEventBus : IEventBus
             }
             catch (Exception e) when (IsTransient(e) && !IsDisposed)
             {
-                if (failures++ == 0) _options.Logger.LogWarning("Redis at {Address} unreachable ({Error}); retrying", RedisConnection.Describe(_options.Address), e.Message);
+                if (failures++ == 0) _options.Logger.LogWarning("Redis at {Address} unreachable ({Error}); retrying", RedisAddress.Describe(_options.Address), e.Message);
             }
             await WaitAsync(Task.Delay(delay, cancellationToken), cancellationToken, subscription).ConfigureAwait(false);
             delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, TimeSpan.FromSeconds(1).Ticks));

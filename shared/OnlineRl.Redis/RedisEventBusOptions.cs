@@ -8,7 +8,7 @@ namespace OnlineRl.Redis;
 public sealed record RedisEventBusOptions
 {
     /// <summary>The server, <c>redis://[[USER]:PASSWORD@]HOST:PORT</c> or <c>rediss://...</c> for TLS (the
-    /// <c>transport.bus</c> config value; see <see cref="RedisConnection"/>).</summary>
+    /// <c>transport.bus</c> config value; see <see cref="RedisAddress"/>).</summary>
     public required string Address { get; init; }
 
     /// <summary>Certificates for a <c>rediss://</c> address (null: the system's trust store, no client certificate).</summary>

@@ -29,7 +29,7 @@ public sealed class RedisServerProcess : IDisposable
     public int Port { get; }
 
     /// <summary>The server's address as the configuration writes it: <c>redis://127.0.0.1:PORT</c>.</summary>
-    public string Address => $"{RedisConnection.Scheme}127.0.0.1:{Port}";
+    public string Address => $"{OnlineRl.Messaging.RedisAddress.Scheme}127.0.0.1:{Port}";
 
     /// <summary>Where the server keeps its append-only file and log (<c>redis.log</c>).</summary>
     public string DataDirectory { get; }

@@ -5,8 +5,6 @@ using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
-using OnlineRl.Messaging;
-using OnlineRl.Pipeline;
 using OpenTelemetry.Metrics;
 using OpenTelemetry.Resources;
 
@@ -38,10 +36,11 @@ public sealed record ServiceEndpointOptions
     public string ServiceName { get; init; } = "onlinerl";
 
     /// <summary>
-    /// The meters exported on /metrics: by default the pipeline's and the messaging layer's. The runtime, process and
-    /// ASP.NET Core metrics are always exported beside them.
+    /// The service's own meters exported on /metrics (a pipeline service: OnlineRl.Pipeline's
+    /// <c>PipelineMetrics.ServiceMeterNames</c>); none by default. The runtime, process and ASP.NET Core metrics are
+    /// always exported beside them.
     /// </summary>
-    public IReadOnlyList<string> MeterNames { get; init; } = [PipelineMetrics.MeterName, MessagingMetrics.MeterName];
+    public IReadOnlyList<string> MeterNames { get; init; } = [];
 
     /// <summary>Answers /readyz: called on every request, so keep it cheap. An exception counts as not ready.</summary>
     public Func<Readiness> Readiness { get; init; } = () => ServiceDefaults.Readiness.Ready;

@@ -118,7 +118,7 @@ public sealed class CliOutputTests
     [Theory]
     [InlineData("soak", "--minutes M (20)")]
     [InlineData("generator", "One service of a run as its own process")]
-    [InlineData("bench-redis", "Weight publication + load through Redis")]
+    [InlineData("ledger", "Check a run's per-sample ledger")]
     public async Task A_commands_help_prints_its_usage_and_succeeds(string command, string expected)
     {
         var dll = KafkaMock.FindCli(out var reason) ?? throw new InvalidOperationException(reason);

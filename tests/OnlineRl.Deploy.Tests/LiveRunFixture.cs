@@ -27,7 +27,8 @@ public sealed class LiveRunFixture : IAsyncLifetime
 
     public async Task InitializeAsync()
     {
-        endpoint = await ServiceEndpoint.StartAsync(new ServiceEndpointOptions { Port = 0, ListenAddress = IPAddress.Loopback, ServiceName = "onlinerl-run" });
+        endpoint = await ServiceEndpoint.StartAsync(new ServiceEndpointOptions { Port = 0, ListenAddress = IPAddress.Loopback, ServiceName = "onlinerl-run",
+            MeterNames = PipelineMetrics.ServiceMeterNames });
         if (PrometheusMissing is null)
         {
             Prometheus = await PrometheusServer.StartAsync([$"127.0.0.1:{endpoint.Port}"], TimeSpan.FromMilliseconds(100));

@@ -19,7 +19,7 @@ public sealed class ServiceConfigurationTests
             {
                 ["ONLINERL_TRAIN__STEPS"] = "7", ["ONLINERL_SAMPLING__GROUP_SIZE"] = "6", ["ONLINERL_RUN_ID"] = "from-env", ["PATH"] = "/usr/bin",
             };
-            var config = ServiceConfiguration.Load(file, new Dictionary<string, string> { ["sampling.group_size"] = "8" }, environment);
+            var config = ServiceConfiguration.Load(RunConfig.Load, file, new Dictionary<string, string> { ["sampling.group_size"] = "8" }, environment);
             Assert.Equal("from-env", config.RunId);
             Assert.Equal(7, config.Train.Steps);           // env over file
             Assert.Equal(3, config.Train.EvalEvery);       // file over defaults
@@ -35,10 +35,10 @@ public sealed class ServiceConfigurationTests
     public void A_bad_environment_value_names_the_key()
     {
         var error = Assert.Throws<ConfigException>(() =>
-            ServiceConfiguration.Load(null, new Dictionary<string, string>(), new Dictionary<string, string> { ["ONLINERL_SAMPLING__GROUP_SIZE"] = "1" }));
+            ServiceConfiguration.Load(RunConfig.Load, null, new Dictionary<string, string>(), new Dictionary<string, string> { ["ONLINERL_SAMPLING__GROUP_SIZE"] = "1" }));
         Assert.Contains("sampling.group_size", error.Message);
         var unknown = Assert.Throws<ConfigException>(() =>
-            ServiceConfiguration.Load(null, new Dictionary<string, string>(), new Dictionary<string, string> { ["ONLINERL_TRAIN__STEPZ"] = "1" }));
+            ServiceConfiguration.Load(RunConfig.Load, null, new Dictionary<string, string>(), new Dictionary<string, string> { ["ONLINERL_TRAIN__STEPZ"] = "1" }));
         Assert.Contains("stepz", unknown.Message);
         var malformed = Assert.Throws<ConfigException>(() => RunConfig.EnvironmentOverrides(new Dictionary<string, string> { ["ONLINERL_TRAIN____STEPS"] = "1" }));
         Assert.Contains("ONLINERL_TRAIN____STEPS", malformed.Message);

@@ -68,7 +68,7 @@ public class CrashRestartTests
             Assert.Equal(0, Ledger.Verify(config.Train.LedgerDir).Uncommitted);
 
             // Started again once the whole feed is trained, a learner has nothing to wait for: it stops at once.
-            var third = await PipelineServices.RunLearnerAsync(config with { Service = new ServiceSection { Id = "learner-c" } }, bus, blobs, _ => { },
+            var third = await PipelineServices.RunLearnerAsync(config with { Service = new ServiceSection { Id = "learner-c" } }, bus, blobs, new InProcessGeneratorStatus(), _ => { },
                 CancellationToken.None).WaitAsync(TimeSpan.FromMinutes(1));
             Assert.Equal(8, third.RestoredStep);
             Assert.True(Ledger.Verify(config.Train.LedgerDir).Ok);
@@ -94,7 +94,8 @@ public class CrashRestartTests
     /// <summary>A second learner on the same state directory finishes the run; every prompt must be trained once, in the ledger too.</summary>
     private static async Task<LearnerWorker> RestartAsync(RunConfig config, InProcessEventBus bus, InMemoryBlobStore blobs)
     {
-        var second = await PipelineServices.RunLearnerAsync(config with { Service = new ServiceSection { Id = "learner-b" } }, bus, blobs, _ => { }, CancellationToken.None)
+        var second = await PipelineServices.RunLearnerAsync(config with { Service = new ServiceSection { Id = "learner-b" } }, bus, blobs, new InProcessGeneratorStatus(), _ => { },
+            CancellationToken.None)
             .WaitAsync(TinySetup.HangLimit); // a lost sample would leave it waiting forever
         Assert.Equal(32, second.TrainedPrompts.Count);
         Assert.Equal(32, second.TrainedPrompts.Distinct().Count());

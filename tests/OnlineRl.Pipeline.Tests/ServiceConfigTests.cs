@@ -54,10 +54,11 @@ public class ServiceConfigTests
         var sharedBus = RunConfig.Load(null, new Dictionary<string, string> { ["transport.bus"] = "redis://127.0.0.1:6379" });
         Assert.Contains("transport.weights", Assert.Throws<ConfigException>(() => PipelineServices.RequireSharedTransports(sharedBus)).Message, StringComparison.Ordinal);
         var kafka = RunConfig.Load(null, new Dictionary<string, string> { ["transport.bus"] = "kafka://127.0.0.1:9", ["transport.kafka.acks"] = "0" });
-        var reserved = Assert.Throws<ConfigException>(() => Transports.CreateBus(kafka.Transport));
+        var transports = new OnlineRl.Hosting.Transports();
+        var reserved = Assert.Throws<ConfigException>(() => transports.CreateBus(kafka.Transport));
         Assert.Contains("transport.kafka", reserved.Message, StringComparison.Ordinal);
         Assert.Contains("acks", reserved.Message, StringComparison.Ordinal);
-        Assert.IsType<OnlineRl.Messaging.InProcessEventBus>(Transports.CreateBus(local.Transport));
-        Assert.IsType<OnlineRl.Weights.InMemoryBlobStore>(Transports.CreateBlobStore(local.Transport));
+        Assert.IsType<OnlineRl.Messaging.InProcessEventBus>(transports.CreateBus(local.Transport));
+        Assert.IsType<OnlineRl.Weights.InMemoryBlobStore>(transports.CreateBlobStore(local.Transport));
     }
 }

@@ -50,7 +50,7 @@ public class RedisSecurityTests
 
         AssertRefused($"redis://:wrong-password-42@{endpoint}", server.Port, "wrong-password-42");
         AssertRefused($"redis://{endpoint}", server.Port, null);
-        Assert.Equal($"redis://:***@{endpoint}", RedisConnection.Describe($"redis://:{Uri.EscapeDataString(password)}@{endpoint}"));
+        Assert.Equal($"redis://:***@{endpoint}", RedisAddress.Describe($"redis://:{Uri.EscapeDataString(password)}@{endpoint}"));
     }
 
     [SkippableFact]
@@ -62,7 +62,7 @@ public class RedisSecurityTests
 
         AssertRefused($"redis://learner:not-it-9@{endpoint}", server.Port, "not-it-9");
         AssertRefused($"redis://intruder:acl-secret-7@{endpoint}", server.Port, "acl-secret-7");
-        Assert.Equal($"redis://learner:***@{endpoint}", RedisConnection.Describe($"redis://learner:acl-secret-7@{endpoint}"));
+        Assert.Equal($"redis://learner:***@{endpoint}", RedisAddress.Describe($"redis://learner:acl-secret-7@{endpoint}"));
     }
 
     [SkippableFact]
@@ -92,8 +92,8 @@ public class RedisSecurityTests
     {
         var error = Assert.Throws<FormatException>(() => RedisConnection.Options("redis://user:hunter2@host-without-port"));
         Assert.DoesNotContain("hunter2", error.Message);
-        Assert.True(RedisConnection.IsAddress("rediss://u:p@h:6380"));
-        Assert.False(RedisConnection.IsAddress("redis://h:0"));
-        Assert.Equal("rediss://u:***@h:6380", RedisConnection.Describe("rediss://u:p@h:6380"));
+        Assert.True(RedisAddress.IsAddress("rediss://u:p@h:6380"));
+        Assert.False(RedisAddress.IsAddress("redis://h:0"));
+        Assert.Equal("rediss://u:***@h:6380", RedisAddress.Describe("rediss://u:p@h:6380"));
     }
 }

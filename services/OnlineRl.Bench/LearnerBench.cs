@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using OnlineRl.Hosting;
 using OnlineRl.Model;
 using OnlineRl.Pipeline;
 using TorchSharp;
@@ -11,7 +12,7 @@ using OnlineRl.Training;
 namespace OnlineRl.Cli;
 
 /// <summary>
-/// The RL rows of `onlinerl bench`, both on the main job's policy (configs/grpo-addition.yaml: 3 layers,
+/// The RL rows of `onlinerl-bench bench`, both on the main job's policy (configs/grpo-addition.yaml: 3 layers,
 /// width 128, 4 heads, character vocabulary):
 /// <list type="bullet">
 /// <item>learner step: one GRPO update of our <see cref="Learner"/> on a fixed scored batch against the same
@@ -235,7 +236,7 @@ internal static class LearnerBench
         });
         try
         {
-            return InProcessRun.RunAsync(config, _ => { }).GetAwaiter().GetResult();
+            return InProcessRun.RunAsync(config, _ => { }, transports: new Transports()).GetAwaiter().GetResult();
         }
         finally
         {

@@ -1,4 +1,4 @@
-namespace OnlineRl.Messaging.Kafka;
+namespace OnlineRl.Messaging;
 
 /// <summary>
 /// Counts how often each Kafka message was handed to a reader of a consumer group: the
@@ -7,7 +7,9 @@ namespace OnlineRl.Messaging.Kafka;
 /// OnlineRl.Pipeline's LedgerDeliveryJournal) keeps counting across restarts, so that a message that kills its
 /// consumer every time is still dead-lettered after <c>ConsumerOptions.MaxDeliveryAttempts</c>.
 /// </summary>
-/// <remarks>Called from receive and acknowledge calls of any thread; implementations are thread-safe.</remarks>
+/// <remarks>Called from receive and acknowledge calls of any thread; implementations are thread-safe. It lives beside
+/// the bus abstraction, not in the Kafka transport, so that the pipeline keeps such a journal without referencing
+/// Kafka (OnlineRl.Messaging.Kafka's <c>KafkaEventBusOptions.Deliveries</c> takes it).</remarks>
 public interface IDeliveryJournal
 {
     /// <summary>

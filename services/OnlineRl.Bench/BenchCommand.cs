@@ -11,7 +11,7 @@ using TorchSharp.Modules;
 namespace OnlineRl.Cli;
 
 /// <summary>
-/// `onlinerl bench`: times TorchSharp (libtorch 2.10) against /usr/bin/python3's torch (Debian's 1.13) on this
+/// `onlinerl-bench bench`: times TorchSharp (libtorch 2.10) against /usr/bin/python3's torch (Debian's 1.13) on this
 /// machine in one run, with the same workloads and thread count on both sides, and writes a markdown
 /// table. The Python side (bench/reference.py) runs as a subprocess that is asked to time one block at
 /// a time, so blocks of ours and of the reference alternate and a noisy machine affects both alike.
@@ -464,7 +464,7 @@ internal static class BenchCommand
         ReferenceInfo? reference, string? referenceError, (double Before, double After) load)
     {
         var text = new StringBuilder();
-        text.AppendLine(CultureInfo.InvariantCulture, $"# onlinerl bench{(quick ? " (--quick)" : "")}");
+        text.AppendLine(CultureInfo.InvariantCulture, $"# onlinerl-bench bench{(quick ? " (--quick)" : "")}");
         text.AppendLine();
         text.AppendLine(CultureInfo.InvariantCulture, $"- Date: {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC; CPU: {CpuModel()}, {Environment.ProcessorCount} cores");
         var referenceLibrary = reference is not { } info ? "" : $"; reference torch {info.TorchVersion} ({info.Library ?? "path unknown"})";

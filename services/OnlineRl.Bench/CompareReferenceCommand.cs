@@ -4,6 +4,7 @@ using System.Net;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using OnlineRl.Hosting;
 using OnlineRl.Model;
 using OnlineRl.Pipeline;
 using OnlineRl.ServiceDefaults;
@@ -12,7 +13,7 @@ using static TorchSharp.torch;
 namespace OnlineRl.Cli;
 
 /// <summary>
-/// `onlinerl compare-reference`: our whole pipeline and the plain PyTorch trainer (bench/reference_trainer.py, Debian's
+/// `onlinerl-bench compare-reference`: our whole pipeline and the plain PyTorch trainer (bench/reference_trainer.py, Debian's
 /// /usr/bin/python3) from the same starting checkpoint, with the same hyper-parameters, seed, held-out set and budget,
 /// one algorithm after the other (never both at once: they would share the cores). Writes the curves of both
 /// (held-out accuracy against learner updates and against seconds of generation + learning, evaluations excluded),
@@ -48,7 +49,7 @@ internal static class CompareReferenceCommand
         {
             var all = new Dictionary<string, string>(overrides);
             foreach (var (key, value) in keys) all[key] = value;
-            return ServiceConfiguration.Load(configPath, all);
+            return ServiceConfiguration.Load(RunConfig.Load, configPath, all);
         }
         try
         {
@@ -115,7 +116,7 @@ internal static class CompareReferenceCommand
         var summary = await InProcessRun.RunAsync(config, line =>
         {
             if (line.Contains("held-out", StringComparison.Ordinal)) log(line);
-        });
+        }, transports: new Transports());
         var points = new List<Point> { new(0, 0, summary.InitialAccuracy) };
         points.AddRange(summary.Steps.Where(s => s.HeldOutAccuracy is not null)
             .Select(s => new Point(s.Step, s.ElapsedSeconds - s.EvaluationSeconds, s.HeldOutAccuracy!.Value)));

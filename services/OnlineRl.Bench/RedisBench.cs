@@ -12,7 +12,7 @@ using StackExchange.Redis;
 namespace OnlineRl.Cli;
 
 /// <summary>
-/// `onlinerl bench-redis`: starts a private redis-server (no persistence) and measures, in one run on the
+/// `onlinerl-bench bench-redis`: starts a private redis-server (no persistence) and measures, in one run on the
 /// same server and client, (a) weight publication and loading through <see cref="WeightStore"/> over
 /// <see cref="RedisBlobStore"/> against raw SET/GET of the same bytes in the same chunks, and (b) Redis
 /// Streams throughput of <see cref="RedisEventBus"/> with rollout-sized messages against redis-benchmark's
@@ -49,7 +49,7 @@ internal static class RedisBench
         rows.AddRange(await StreamRowsAsync(server, payload, messages, benchmarkTool));
 
         var report = new StringBuilder();
-        report.AppendLine("# Redis benchmark (onlinerl bench-redis)");
+        report.AppendLine("# Redis benchmark (onlinerl-bench bench-redis)");
         report.AppendLine();
         report.AppendLine(CultureInfo.InvariantCulture, $"- Machine: {Environment.ProcessorCount} cores, {RuntimeInfo()}; redis-server {ServerVersion(db)} on loopback, no persistence, started by the benchmark.");
         report.AppendLine(CultureInfo.InvariantCulture, $"- Load average (1 min) at start / end: {loadBefore} / {LoadAverage()} (other work on the machine shares its cores with the server and the client).");

@@ -9,7 +9,7 @@ using OnlineRl.Messaging.Kafka;
 namespace OnlineRl.Cli;
 
 /// <summary>
-/// `onlinerl bench-kafka`: rollout-sized messages through <see cref="KafkaEventBus"/> (publish, receive, ack)
+/// `onlinerl-bench bench-kafka`: rollout-sized messages through <see cref="KafkaEventBus"/> (publish, receive, ack)
 /// against a raw Confluent.Kafka producer and consumer with the same settings (idempotent, acks=all, manual
 /// commit) and the same bytes and headers, on one in-process mock Kafka cluster, in one run. Rounds alternate
 /// ours and raw; each round publishes a batch while a consumer drains it, and the table reports the median
