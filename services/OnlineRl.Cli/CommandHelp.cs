@@ -39,7 +39,8 @@ internal static class CommandHelp
     private const string EntryIndent = "  ";
 
     /// <summary>
-    /// The usage line for <paramref name="command"/> of <paramref name="program"/> and its entry of <paramref name="usage"/>;
+    /// The usage line for <paramref name="command"/> of <paramref name="program"/>, its entry of <paramref name="usage"/> and the
+    /// usage's environment notes;
     /// the whole usage text, after a line saying so, for a command it does not list.
     /// </summary>
     public static string For(string program, string usage, string command)
@@ -50,7 +51,9 @@ internal static class CommandHelp
         var end = start + 1;
         while (end < lines.Length && lines[end].Trim().Length > 0 && !IsEntry(lines[end])) end++;
         var entry = string.Join('\n', lines[start..end]);
-        return $"Usage: {program} {command} [options]\n\n{entry}\n\nEnvironment: ONLINERL_NUM_THREADS sets libtorch's thread count (default: all cores).";
+        // The usage text's own environment notes apply to every command.
+        var environment = lines.SkipWhile(line => !line.StartsWith("Environment:", StringComparison.Ordinal)).TakeWhile(line => line.Trim().Length > 0);
+        return string.Join('\n', new[] { $"Usage: {program} {command} [options]", "", entry, "" }.Concat(environment)).TrimEnd();
     }
 
     private static bool IsEntry(string line) =>
