@@ -14,6 +14,10 @@ public sealed record FinishedGroup(long Id, IReadOnlyList<Completion> Completion
 /// <see cref="SlotKvCache"/> and are kept packed at the front, so a step's batch is a view, never a copy.
 /// Completion c of the prompt added with seed s draws from its own random stream (see <see cref="StreamSeed"/>), so
 /// its tokens do not depend on which other rows shared its steps.
+/// <para>The model's weights may change between two steps (an in-flight weight swap, as in PipelineRL): after
+/// <see cref="WeightsChanged"/> every running row's keys/values and next-token logits are recomputed under the new
+/// weights, so each token is sampled from exactly one policy version, which <see cref="Completion.TokenVersions"/>
+/// records beside its behaviour log-prob.</para>
 /// </summary>
 public sealed class ContinuousBatcher : IDisposable
 {
@@ -30,10 +34,12 @@ public sealed class ContinuousBatcher : IDisposable
     /// An engine for <paramref name="model"/> with up to <paramref name="maxRows"/> completions decoding at once; its
     /// cache starts with room for prompts of <paramref name="promptTokens"/> tokens and grows when a longer one is added
     /// (up to the model's positions). <paramref name="options"/> applies to every prompt (<see cref="SamplingOptions.Seed"/>
-    /// is unused: each prompt brings its own).
+    /// is unused: each prompt brings its own). <paramref name="weightsVersion"/> tags the tokens sampled with the model's
+    /// weights as they are now.
     /// </summary>
-    public ContinuousBatcher(TransformerModel model, SamplingOptions options, int maxRows, int promptTokens)
+    public ContinuousBatcher(TransformerModel model, SamplingOptions options, int maxRows, int promptTokens, long weightsVersion = 0)
     {
+        WeightsVersion = weightsVersion;
         this.model = model;
         this.options = options.Validate();
         if (maxRows < 1) throw new ArgumentOutOfRangeException(nameof(maxRows), "at least one row is needed");
@@ -57,6 +63,40 @@ public sealed class ContinuousBatcher : IDisposable
 
     /// <summary>Tokens sampled so far.</summary>
     public long SampledTokens { get; private set; }
+
+    /// <summary>The version of the model's weights the next step samples under (each token is tagged with it).</summary>
+    public long WeightsVersion { get; private set; }
+
+    /// <summary>
+    /// Tells the engine that the model's weights are now version <paramref name="version"/>: the keys/values and
+    /// next-token logits of every running row are recomputed from its prompt and tokens so far (one batched forward),
+    /// and prompts prefilled for completions still waiting are prefilled again when they join, so no token is ever
+    /// sampled from a mix of two versions. The rows keep their tokens, random streams and places.
+    /// </summary>
+    public void WeightsChanged(long version)
+    {
+        WeightsVersion = version;
+        foreach (var group in waiting) group.DropPrefill();
+        if (rows.Count == 0) return;
+        var wasTraining = model.training;
+        model.eval();
+        using var noGrad = torch.no_grad();
+        try
+        {
+            var sequences = rows.Select(r => r.Group.Prompt.Concat(r.Tokens).ToArray()).ToList();
+            using var prefill = Prefill(sequences);
+            for (var slot = 0; slot < rows.Count; slot++)
+            {
+                cache.Load(slot, prefill.Cache, slot, sequences[slot].Length);
+                using var scope = torch.NewDisposeScope();
+                logits[slot].copy_(prefill.LastLogits[slot]);
+            }
+        }
+        finally
+        {
+            model.train(wasTraining);
+        }
+    }
 
     /// <summary>Queues a prompt for its G completions; returns its id. The prompt is prefilled when its first completion gets a row.</summary>
     public long Add(int[] prompt, long seed)
@@ -101,6 +141,7 @@ public sealed class ContinuousBatcher : IDisposable
                     var row = rows[r];
                     row.Tokens.Add((int)nextIds[r]);
                     row.LogProbs.Add(nextLp[r]);
+                    row.Versions.Add(WeightsVersion);
                     if (stops.Contains((int)nextIds[r]) || Sampler.HitsStopString(row.Tokens, options)) row.Finish = FinishReason.Stop;
                     else if (row.Tokens.Count == options.MaxNewTokens) row.Finish = FinishReason.Length;
                 }
@@ -112,7 +153,7 @@ public sealed class ContinuousBatcher : IDisposable
                 if (rows[r].Finish is not { } reason) continue;
                 var row = rows[r];
                 row.Generator?.Dispose();
-                row.Group.Completions[row.Index] = new Completion(0, row.Tokens.ToArray(), row.LogProbs.ToArray(), reason);
+                row.Group.Completions[row.Index] = new Completion(0, row.Tokens.ToArray(), row.LogProbs.ToArray(), reason, row.Versions.ToArray());
                 if (++row.Group.Ended == options.CompletionsPerPrompt)
                 {
                     finished.Add(new FinishedGroup(row.Group.Id, row.Group.Completions.Select(c => c!).ToList()));
@@ -159,37 +200,60 @@ public sealed class ContinuousBatcher : IDisposable
         return z ^ (z >> 31);
     }
 
-    /// <summary>Gives free rows to waiting completions, prefilling each prompt once when its first completion joins.</summary>
+    /// <summary>
+    /// Gives free rows to waiting completions. The prompts whose first completion joins now are prefilled together in
+    /// one batched forward; each prompt's keys/values are then copied into the rows of its G completions.
+    /// </summary>
     private void Admit()
     {
+        var free = cache.Rows - rows.Count;
+        var joining = new List<Group>();
+        foreach (var group in waiting)
+        {
+            if (free <= 0) break;
+            if (group.Prefill is null) joining.Add(group);
+            free -= options.CompletionsPerPrompt - group.Admitted;
+        }
+        if (joining.Count > 0)
+        {
+            var prefill = Prefill(joining.Select(g => g.Prompt).ToList());
+            for (var i = 0; i < joining.Count; i++) joining[i].Hold(prefill, i);
+        }
         while (rows.Count < cache.Rows && waiting.Count > 0)
         {
             var group = waiting.Peek();
-            if (group.Prefill is null) Prefill(group);
+            var (shared, index) = group.Prefill!.Value;
             var slot = rows.Count;
-            cache.Load(slot, group.Prefill!);
-            using (var scope = torch.NewDisposeScope()) logits[slot].copy_(group.LastLogits!);
+            cache.Load(slot, shared.Cache, index, group.Prompt.Length);
+            using (var scope = torch.NewDisposeScope()) logits[slot].copy_(shared.LastLogits[index]);
             var generator = options.Temperature == 0 ? null : new Generator(StreamSeed(group.Seed, group.Admitted), model.Device);
             rows.Add(new Row(group, group.Admitted, generator));
             if (++group.Admitted == options.CompletionsPerPrompt)
             {
                 waiting.Dequeue();
-                group.Prefill!.Dispose();
-                group.LastLogits!.Dispose();
-                group.Prefill = null;
-                group.LastLogits = null;
+                group.DropPrefill();
             }
         }
     }
 
-    private void Prefill(Group group)
+    /// <summary>
+    /// Runs the model once over <paramref name="sequences"/>, right-padded to the longest: under the causal mask a
+    /// position never sees the padding after it, so row i's keys/values at positions 0 .. length-1 and its logits at
+    /// length-1 are those of the sequence alone.
+    /// </summary>
+    private SharedPrefill Prefill(IReadOnlyList<int[]> sequences)
     {
         using var scope = torch.NewDisposeScope();
-        var prefill = new KvCache(model.Config, 1, group.Prompt.Length, model.DType, model.Device);
-        var ids = torch.tensor(group.Prompt.Select(t => (long)t).ToArray(), new long[] { 1, group.Prompt.Length }, device: model.Device);
-        var hidden = model.Hidden(ids, null, prefill);
-        group.LastLogits = model.Logits(hidden.select(1, group.Prompt.Length - 1)).squeeze(0).to(ScalarType.Float32).DetachFromDisposeScope();
-        group.Prefill = prefill;
+        var longest = sequences.Max(s => s.Length);
+        var padded = new long[sequences.Count * longest];
+        for (var i = 0; i < sequences.Count; i++)
+            for (var t = 0; t < sequences[i].Length; t++) padded[i * longest + t] = sequences[i][t];
+        var kv = new KvCache(model.Config, sequences.Count, longest, model.DType, model.Device);
+        var ids = torch.tensor(padded, new long[] { sequences.Count, longest }, device: model.Device);
+        var hidden = model.Hidden(ids, null, kv);
+        var last = torch.tensor(sequences.Select(s => (long)s.Length - 1).ToArray(), ScalarType.Int64, model.Device);
+        var lastHidden = hidden.gather(1, last.view(-1, 1, 1).expand(-1, 1, hidden.size(2))).squeeze(1);
+        return new SharedPrefill(kv, model.Logits(lastHidden).to(ScalarType.Float32).DetachFromDisposeScope());
     }
 
     /// <summary>One forward of the running rows with their newest tokens; their next-token logits go to <see cref="logits"/>.</summary>
@@ -208,11 +272,7 @@ public sealed class ContinuousBatcher : IDisposable
     /// <summary>Frees the cache and any waiting prefill.</summary>
     public void Dispose()
     {
-        foreach (var group in waiting)
-        {
-            group.Prefill?.Dispose();
-            group.LastLogits?.Dispose();
-        }
+        foreach (var group in waiting) group.DropPrefill();
         foreach (var row in rows) row.Generator?.Dispose();
         cache.Dispose();
         logits.Dispose();
@@ -226,8 +286,41 @@ public sealed class ContinuousBatcher : IDisposable
         public Completion?[] Completions { get; } = completions;
         public int Admitted { get; set; }
         public int Ended { get; set; }
-        public KvCache? Prefill { get; set; }
-        public Tensor? LastLogits { get; set; }
+        public (SharedPrefill Shared, int Index)? Prefill { get; private set; }
+
+        public void Hold(SharedPrefill shared, int index)
+        {
+            shared.Holders++;
+            Prefill = (shared, index);
+        }
+
+        public void DropPrefill()
+        {
+            Prefill?.Shared.Release();
+            Prefill = null;
+        }
+    }
+
+    /// <summary>
+    /// One batched prefill: the keys/values of several sequences and each one's next-token logits, shared by the
+    /// prompts prefilled together and freed when the last of them has no completion left to join.
+    /// </summary>
+    private sealed class SharedPrefill(KvCache cache, Tensor lastLogits) : IDisposable
+    {
+        public KvCache Cache { get; } = cache;
+        public Tensor LastLogits { get; } = lastLogits;
+        public int Holders { get; set; }
+
+        public void Release()
+        {
+            if (--Holders == 0) Dispose();
+        }
+
+        public void Dispose()
+        {
+            Cache.Dispose();
+            LastLogits.Dispose();
+        }
     }
 
     private sealed class Row(Group group, int index, Generator? generator)
@@ -237,6 +330,7 @@ public sealed class ContinuousBatcher : IDisposable
         public Generator? Generator { get; } = generator;
         public List<int> Tokens { get; } = new();
         public List<float> LogProbs { get; } = new();
+        public List<long> Versions { get; } = new();
         public FinishReason? Finish { get; set; }
     }
 }
@@ -296,17 +390,17 @@ public sealed class SlotKvCache : IKvCache, IDisposable
     /// <summary>Positions filled in slot <paramref name="slot"/>.</summary>
     public long Length(int slot) => lengths[slot];
 
-    /// <summary>Copies a batch-1 prefill into slot <paramref name="slot"/>.</summary>
-    internal void Load(int slot, KvCache prefill)
+    /// <summary>Copies the first <paramref name="length"/> positions of row <paramref name="row"/> of <paramref name="prefill"/> into slot <paramref name="slot"/>.</summary>
+    internal void Load(int slot, KvCache prefill, int row, long length)
     {
         using var scope = torch.NewDisposeScope();
         for (var layer = 0; layer < keys.Length; layer++)
         {
             var (k, v) = prefill.Filled(layer);
-            keys[layer].narrow(0, slot, 1).narrow(2, 0, prefill.Length).copy_(k);
-            values[layer].narrow(0, slot, 1).narrow(2, 0, prefill.Length).copy_(v);
+            keys[layer][slot].narrow(1, 0, length).copy_(k[row].narrow(1, 0, length));
+            values[layer][slot].narrow(1, 0, length).copy_(v[row].narrow(1, 0, length));
         }
-        lengths[slot] = prefill.Length;
+        lengths[slot] = length;
     }
 
     /// <summary>Copies slot <paramref name="from"/>'s filled positions into slot <paramref name="to"/>.</summary>

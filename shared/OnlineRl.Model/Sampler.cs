@@ -42,7 +42,9 @@ public sealed record SamplingOptions
 /// <param name="LogProbs">log pi(token) of each generated token under the sampling distribution at the
 /// configured temperature, before top-k/top-p truncation: the behaviour log-probs a learner needs.</param>
 /// <param name="Finish">Why it ended (Stop: a stop token or string; Length: MaxNewTokens reached).</param>
-public sealed record Completion(int PromptIndex, int[] TokenIds, float[] LogProbs, FinishReason Finish);
+/// <param name="TokenVersions">The weights version each token was sampled under (<see cref="ContinuousBatcher"/>,
+/// whose weights may change mid-completion); null when one version sampled them all.</param>
+public sealed record Completion(int PromptIndex, int[] TokenIds, float[] LogProbs, FinishReason Finish, long[]? TokenVersions = null);
 
 /// <summary>
 /// Batched autoregressive sampling with a KV cache. Prompts of different lengths are left-padded; each
