@@ -62,6 +62,7 @@ internal static class ContractValidator
             if (c.Logprobs.Count != c.TokenIds.Count)
                 return Invalid($"{cp}.logprobs: {c.Logprobs.Count} values for {c.TokenIds.Count} tokens");
             if (Finite(c.Logprobs, $"{cp}.logprobs") is { } f) return f;
+            if (TokenVersions(c, m.PolicyVersion, cp) is { } v) return v;
         }
         if (m.PolicyVersion < 0) return Invalid($"{p}policy_version: {m.PolicyVersion} is negative");
         if (string.IsNullOrWhiteSpace(m.GeneratorId)) return Invalid($"{p}generator_id: empty");
@@ -97,6 +98,23 @@ internal static class ContractValidator
         }
         if (string.IsNullOrWhiteSpace(m.ScorerId)) return Invalid($"{p}scorer_id: empty");
         if (string.IsNullOrWhiteSpace(m.ScorerVersion)) return Invalid($"{p}scorer_version: empty");
+        return null;
+    }
+
+    /// <summary>Per-token versions: none, or one per token, never below the group's (oldest) version, never going back.</summary>
+    private static (DecodeErrorKind, string)? TokenVersions(Completion c, long groupVersion, string cp)
+    {
+        var versions = c.TokenPolicyVersions;
+        if (versions.Count == 0) return null;
+        if (versions.Count != c.TokenIds.Count)
+            return Invalid($"{cp}.token_policy_versions: {versions.Count} values for {c.TokenIds.Count} tokens");
+        for (var t = 0; t < versions.Count; t++)
+        {
+            if (versions[t] < groupVersion)
+                return Invalid($"{cp}.token_policy_versions[{t}]: {versions[t]} is below the group's policy_version {groupVersion}");
+            if (t > 0 && versions[t] < versions[t - 1])
+                return Invalid($"{cp}.token_policy_versions[{t}]: {versions[t]} after {versions[t - 1]} (versions only move forward)");
+        }
         return null;
     }
 

@@ -31,6 +31,7 @@ public sealed partial class GeneratorWorker
     private readonly LedgerWriter? ledger;
     private readonly IGeneratorStatusReporter? status;
     private long announced;
+    private long refusedVersion = -1;
     private long batches;
     private long lastReportMs = Environment.TickCount64;
 
@@ -219,13 +220,18 @@ public sealed partial class GeneratorWorker
         }
     }
 
-    private async Task SwapWeightsIfNewerAsync(CancellationToken cancellationToken)
+    /// <summary>
+    /// Loads the newest announced version when it is newer than the one held; returns whether the weights changed. A
+    /// version that fails verification is refused (counted, and not fetched again): sampling goes on with the weights
+    /// held until a newer version verifies.
+    /// </summary>
+    private async Task<bool> SwapWeightsIfNewerAsync(CancellationToken cancellationToken)
     {
         var newest = Interlocked.Read(ref announced);
-        if (newest <= HeldVersion)
+        if (newest <= HeldVersion || newest == refusedVersion)
         {
             await RenewReportAsync(cancellationToken).ConfigureAwait(false);
-            return;
+            return false;
         }
         var loadClock = Stopwatch.StartNew();
         Dictionary<string, Tensor> weights;
@@ -235,10 +241,10 @@ public sealed partial class GeneratorWorker
         }
         catch (WeightIntegrityException)
         {
-            // Keep sampling with the weights we have; a later version may verify.
+            refusedVersion = newest;
             RejectedVersions++;
             PipelineMetrics.Shared.WeightsRejected(GeneratorId);
-            return;
+            return false;
         }
         try
         {
@@ -250,6 +256,7 @@ public sealed partial class GeneratorWorker
             await ReportHeldAsync(cancellationToken).ConfigureAwait(false);
             PipelineMetrics.Shared.WeightsLoaded(loadClock.Elapsed);
             PipelineMetrics.Shared.HeldWeights(GeneratorId, newest);
+            return true;
         }
         finally
         {
@@ -278,16 +285,19 @@ public sealed partial class GeneratorWorker
     };
 
     /// <summary>
-    /// Publishes one prompt's completions, sampled with <see cref="HeldVersion"/> in <paramref name="generateMs"/> of this
+    /// Publishes one prompt's completions, sampled with <see cref="HeldVersion"/> (or, swapped in flight, the versions their tokens record) in <paramref name="generateMs"/> of this
     /// generator's time (<paramref name="wallMs"/> since the prompt was taken up), and acknowledges the prompt.
     /// </summary>
     private async Task PublishGroupAsync((PromptMessage Prompt, BusMessage Raw, IEventSubscription From) item, IEnumerable<Model.Completion> completions,
         double generateMs, double wallMs, long groupSeed, CancellationToken cancellationToken)
     {
         var prompt = item.Prompt;
+        var sampled = completions.ToList();
+        // With in-flight swaps a group's tokens may span versions; the group is as old as its oldest token.
+        var version = sampled.Any(c => c.TokenVersions is not null) ? sampled.SelectMany(c => c.TokenVersions ?? Array.Empty<long>()).Min() : HeldVersion;
         var group = new RolloutGroup
         {
-            Prompt = prompt, PolicyVersion = HeldVersion, GeneratorId = GeneratorId,
+            Prompt = prompt, PolicyVersion = version, GeneratorId = GeneratorId,
             Sampling = new SamplingParams
             {
                 Temperature = (float)sampling.Temperature, TopK = sampling.TopK, TopP = (float)sampling.TopP,
@@ -299,7 +309,7 @@ public sealed partial class GeneratorWorker
                 QueueMs = Math.Max(0, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() - prompt.CreatedAtUnixMs - wallMs),
             },
         };
-        foreach (var c in completions)
+        foreach (var c in sampled)
         {
             var completion = new OnlineRl.Contracts.Completion
             {
@@ -308,10 +318,12 @@ public sealed partial class GeneratorWorker
             };
             completion.TokenIds.AddRange(c.TokenIds);
             completion.Logprobs.AddRange(c.LogProbs);
+            // Written only when the completion spans versions; empty means "all under policy_version".
+            if (c.TokenVersions is { } versions && versions.Any(v => v != version)) completion.TokenPolicyVersions.AddRange(versions);
             group.Completions.Add(completion);
         }
         await publisher.PublishAsync(Topics.Rollouts, group.Stamp(runId), prompt.PromptId, cancellationToken: cancellationToken).ConfigureAwait(false);
-        ledger?.Write(LedgerEvent.Generated, prompt.PromptId, version: HeldVersion);
+        ledger?.Write(LedgerEvent.Generated, prompt.PromptId, version: version);
         await item.From.AckAsync(item.Raw, cancellationToken).ConfigureAwait(false);
     }
 }

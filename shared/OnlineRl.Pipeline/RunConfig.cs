@@ -86,6 +86,20 @@ public sealed record SamplingSection
 
     /// <summary>The value of <see cref="Batching"/> that batches continuously.</summary>
     public const string ContinuousBatching = "continuous";
+
+    /// <summary>
+    /// "in_flight" (PipelineRL): a newer verified policy version is swapped in between two decode steps, the running
+    /// completions carry on under it (their keys/values recomputed) and every token records the version it was sampled
+    /// under; needs continuous batching. "between_groups": no new prompt joins once a newer version is announced, the
+    /// running groups end under the weights they started with and the swap waits for the engine to empty.
+    /// </summary>
+    public string WeightSwap { get; init; } = InFlightSwap;
+
+    /// <summary>The value of <see cref="WeightSwap"/> that swaps weights between decode steps.</summary>
+    public const string InFlightSwap = "in_flight";
+
+    /// <summary>The value of <see cref="WeightSwap"/> that swaps weights only when no group is being sampled.</summary>
+    public const string BetweenGroupsSwap = "between_groups";
 }
 
 /// <summary>The learning algorithm and its hyper-parameters.</summary>

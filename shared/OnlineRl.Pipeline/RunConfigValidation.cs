@@ -36,6 +36,10 @@ public sealed partial record RunConfig
         Require(Sampling.TopP is > 0 and <= 1, "sampling.top_p", "must be in (0, 1]");
         Require(Sampling.MaxNewTokens > 0, "sampling.max_new_tokens", "must be positive");
         Require(Sampling.Batching is SamplingSection.ContinuousBatching or "static", "sampling.batching", $"'{Sampling.Batching}' is not continuous or static");
+        Require(Sampling.WeightSwap is SamplingSection.InFlightSwap or SamplingSection.BetweenGroupsSwap, "sampling.weight_swap",
+            $"'{Sampling.WeightSwap}' is not in_flight or between_groups");
+        Require(Sampling.WeightSwap != SamplingSection.InFlightSwap || Sampling.Batching == SamplingSection.ContinuousBatching, "sampling.weight_swap",
+            "in_flight swaps need sampling.batching continuous (static batches swap between batches: set weight_swap: between_groups)");
         Require(Positive(Algorithm.LearningRate), "algorithm.learning_rate", "must be a positive number");
         Require(Algorithm.WarmupSteps >= 0, "algorithm.warmup_steps", "must be >= 0");
         Require(Algorithm.MaxGradNorm >= 0 && double.IsFinite(Algorithm.MaxGradNorm), "algorithm.max_grad_norm", "must be a number >= 0 (0: no clipping)");

@@ -22,7 +22,8 @@ internal static class Samples
         Prompt = Prompt(),
         Completions =
         {
-            new Completion { TokenIds = { 5, 6, 7 }, Logprobs = { -0.5f, -1.25f, -0.01f }, Text = "72", FinishReason = FinishReason.Stop },
+            // Sampled across an in-flight weight swap: its last token under version 4.
+            new Completion { TokenIds = { 5, 6, 7 }, Logprobs = { -0.5f, -1.25f, -0.01f }, Text = "72", FinishReason = FinishReason.Stop, TokenPolicyVersions = { 3, 3, 4 } },
             new Completion { TokenIds = { 8, 9 }, Logprobs = { -2f, -0.75f }, Text = "7", FinishReason = FinishReason.Length },
         },
         PolicyVersion = 3,
