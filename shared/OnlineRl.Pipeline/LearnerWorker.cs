@@ -47,8 +47,11 @@ public sealed record LearnerWorkerOptions
 /// <param name="Metrics">The learner's numbers for this step.</param>
 /// <param name="Skipped">True when no update was made.</param>
 /// <param name="EvaluationSeconds">Seconds of <see cref="ElapsedSeconds"/> spent in held-out evaluations so far.</param>
+/// <param name="TokenLags">The trained completion tokens by version lag (lag -> tokens): with in-flight weight swaps the
+/// tokens of one group span versions, so this is finer than <paramref name="PolicyLagMean"/>.</param>
 public sealed record StepReport(long Step, long PolicyVersion, double ElapsedSeconds, double PolicyLagMean, long DroppedStale,
-    long Duplicates, double? HeldOutAccuracy, IReadOnlyDictionary<string, double> Metrics, bool Skipped, double EvaluationSeconds = 0);
+    long Duplicates, double? HeldOutAccuracy, IReadOnlyDictionary<string, double> Metrics, bool Skipped, double EvaluationSeconds = 0,
+    IReadOnlyDictionary<long, long>? TokenLags = null);
 
 /// <summary>
 /// Consumes scored groups, de-duplicates them by prompt id, drops samples older than the allowed policy lag,
@@ -188,8 +191,9 @@ public sealed class LearnerWorker(IEventBus bus, WeightStore store, Learner lear
         var used = buffer.Take(options.PromptsPerStep).ToList();
         buffer.RemoveRange(0, used.Count);
         var lag = used.Average(u => (double)(Version - u.Group.Rollout.PolicyVersion));
+        var tokenLags = used.SelectMany(u => ScoredGroups.TokenLags(u.Group, Version)).GroupBy(l => l).ToDictionary(g => g.Key, g => g.LongCount());
         var stats = learner.Step(used.Select(u => ScoredGroups.ToTrainingData(u.Group)).ToList());
-        PipelineMetrics.Shared.LearnerStepped(stats.Metrics, stats.Skipped, used.Select(u => Version - u.Group.Rollout.PolicyVersion));
+        PipelineMetrics.Shared.LearnerStepped(stats.Metrics, stats.Skipped, used.Select(u => Version - u.Group.Rollout.PolicyVersion), tokenLags);
         foreach (var (group, raw) in used)
         {
             var promptId = group.Rollout.Prompt.PromptId;
@@ -223,7 +227,7 @@ public sealed class LearnerWorker(IEventBus bus, WeightStore store, Learner lear
             evaluationSeconds += evaluationClock.Elapsed.TotalSeconds;
         }
         report?.Invoke(new StepReport(stats.Step, Version, clock.Elapsed.TotalSeconds, lag, DroppedStale, Duplicates, accuracy, stats.Metrics, stats.Skipped,
-            evaluationSeconds));
+            evaluationSeconds, tokenLags));
     }
 
     /// <summary>Makes everything consumed so far durable (a checkpoint, when there is a store), then acknowledges it.</summary>
@@ -306,4 +310,13 @@ public static class ScoredGroups
         group.Rollout.Prompt.TokenIds.ToArray(),
         group.Rollout.Completions.Select((c, i) => new OnlineRl.Training.ScoredCompletion(c.TokenIds.ToArray(), c.Logprobs.ToArray(), group.Rewards[i])).ToList(),
         group.Rollout.PolicyVersion);
+
+    /// <summary>
+    /// The version lag, for a learner at <paramref name="learnerVersion"/>, of every completion token of
+    /// <paramref name="group"/> (a completion without per-token versions was sampled wholly by the group's version).
+    /// </summary>
+    public static IEnumerable<long> TokenLags(ScoredGroup group, long learnerVersion) =>
+        group.Rollout.Completions.SelectMany(c => c.TokenPolicyVersions.Count > 0
+            ? c.TokenPolicyVersions.Select(v => learnerVersion - v)
+            : Enumerable.Repeat(learnerVersion - group.Rollout.PolicyVersion, c.TokenIds.Count));
 }

@@ -45,6 +45,7 @@ public sealed class PipelineMetrics : IDisposable
     private readonly Gauge<double> gradNorm;
     private readonly Counter<long> staleDropped;
     private readonly Histogram<long> policyLag;
+    private readonly Histogram<long> tokenPolicyLag;
     private readonly Histogram<double> weightsPublish;
     private readonly Gauge<long> publishedVersion;
 
@@ -84,7 +85,10 @@ public sealed class PipelineMetrics : IDisposable
         staleDropped = Meter.CreateCounter<long>("onlinerl.learner.stale_dropped", "{group}",
             "Scored groups dropped because their policy version lagged more than train.max_policy_lag.");
         policyLag = Meter.CreateHistogram("onlinerl.learner.policy_lag", "{version}",
-            "Versions between the learner's policy and the policy that sampled each trained group.",
+            "Versions between the learner's policy and the policy that sampled each trained group (its oldest token).",
+            advice: new InstrumentAdvice<long> { HistogramBucketBoundaries = LagBuckets });
+        tokenPolicyLag = Meter.CreateHistogram("onlinerl.learner.token_policy_lag", "{version}",
+            "Versions between the learner's policy and the policy that sampled each trained completion token (with in-flight swaps a group's tokens span versions).",
             advice: new InstrumentAdvice<long> { HistogramBucketBoundaries = LagBuckets });
         weightsPublish = Meter.CreateHistogram("onlinerl.learner.weights.publish", "s", "Time to publish one weights version.",
             advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = SecondsBuckets });
@@ -141,9 +145,12 @@ public sealed class PipelineMetrics : IDisposable
     /// </summary>
     /// <param name="metrics">The learner's metrics of this step (keys as in <c>LearnerStepStats.Metrics</c>).</param>
     /// <param name="skipped">True when no update was made.</param>
-    /// <param name="lags">Versions between the learner and the sampling policy, one per group.</param>
-    public void LearnerStepped(IReadOnlyDictionary<string, double> metrics, bool skipped, IEnumerable<long> lags)
+    /// <param name="lags">Versions between the learner and the sampling policy, one per group (its oldest token).</param>
+    /// <param name="tokenLags">Trained completion tokens by their version lag (lag -> tokens).</param>
+    public void LearnerStepped(IReadOnlyDictionary<string, double> metrics, bool skipped, IEnumerable<long> lags, IReadOnlyDictionary<long, long> tokenLags)
     {
+        foreach (var (lag, tokens) in tokenLags)
+            for (var i = 0L; i < tokens; i++) tokenPolicyLag.Record(lag);
         learnerSteps.Add(1, Tag("outcome", skipped ? "skipped" : "trained"));
         staleDropped.Add(0); // the series exists at zero before the first drop (see Generated)
         foreach (var lag in lags) policyLag.Record(lag);

@@ -52,6 +52,8 @@ public class RunConfigTests
     [InlineData("algorithm.kl_estimator", "k7", "algorithm.kl_estimator")]
     [InlineData("task.kind", "jsonl", "task.path")]
     [InlineData("model.kv_heads", "3", "model.kv_heads")]
+    [InlineData("sampling.weight_swap", "sometimes", "sampling.weight_swap")]
+    [InlineData("sampling.batching", "static", "in_flight swaps need sampling.batching continuous")]
     public void BadValuesNameTheKey(string key, string value, string named)
     {
         var error = Assert.Throws<ConfigException>(() => RunConfig.Load(null, new Dictionary<string, string> { [key] = value }));
