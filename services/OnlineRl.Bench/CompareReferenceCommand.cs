@@ -6,6 +6,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using OnlineRl.Hosting;
 using OnlineRl.Model;
+using OnlineRl.Rewards;
 using OnlineRl.Pipeline;
 using OnlineRl.ServiceDefaults;
 using static TorchSharp.torch;

@@ -4,6 +4,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using OnlineRl.Hosting;
 using OnlineRl.Model;
+using OnlineRl.Rewards;
 using OnlineRl.Pipeline;
 using TorchSharp;
 using static TorchSharp.torch;

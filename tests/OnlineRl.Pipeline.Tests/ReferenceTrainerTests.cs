@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text.Json.Nodes;
+using OnlineRl.Rewards;
 using OnlineRl.TestSupport;
 using Xunit.Abstractions;
 
