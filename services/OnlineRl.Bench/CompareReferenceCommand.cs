@@ -11,7 +11,7 @@ using OnlineRl.Pipeline;
 using OnlineRl.ServiceDefaults;
 using static TorchSharp.torch;
 
-namespace OnlineRl.Cli;
+namespace OnlineRl.Bench;
 
 /// <summary>
 /// `onlinerl-bench compare-reference`: our whole pipeline and the plain PyTorch trainer (bench/reference_trainer.py, Debian's

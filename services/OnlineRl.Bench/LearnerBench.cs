@@ -10,7 +10,7 @@ using TorchSharp;
 using static TorchSharp.torch;
 using OnlineRl.Training;
 
-namespace OnlineRl.Cli;
+namespace OnlineRl.Bench;
 
 /// <summary>
 /// The RL rows of `onlinerl-bench bench`, both on the main job's policy (configs/grpo-addition.yaml: 3 layers,

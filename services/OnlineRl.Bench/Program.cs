@@ -1,4 +1,4 @@
-using OnlineRl.Cli;
+using OnlineRl.Bench;
 
 const string Usage = """
     onlinerl-bench: the benchmarks of onlinerl against reference implementations on this machine.
