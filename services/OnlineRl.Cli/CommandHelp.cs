@@ -9,7 +9,8 @@ internal static class CommandHelp
     /// <summary>
     /// Prints <paramref name="usage"/> without a command or for --help (exit code 2 and 0), a command's entry for
     /// COMMAND --help (0), else runs <paramref name="dispatch"/> with the command and its options; a
-    /// <see cref="UsageException"/> prints the error and the usage (2).
+    /// <see cref="UsageException"/> prints the error and the usage (2), as does --help after a command the usage
+    /// does not list.
     /// </summary>
     public static async Task<int> RunAsync(string program, string usage, string[] args, Func<string, Options, Task<int>> dispatch)
     {
@@ -18,13 +19,13 @@ internal static class CommandHelp
             Console.WriteLine(usage);
             return args.Length == 0 ? 2 : 0;
         }
-        if (args.Skip(1).Any(a => a is "-h" or "--help"))
-        {
-            Console.WriteLine(For(program, usage, args[0]));
-            return 0;
-        }
         try
         {
+            if (args.Skip(1).Any(a => a is "-h" or "--help"))
+            {
+                Console.WriteLine(For(program, usage, args[0]) ?? throw new UsageException($"unknown command '{args[0]}'"));
+                return 0;
+            }
             return await dispatch(args[0], new Options(args.Skip(1)));
         }
         catch (UsageException e)
@@ -40,14 +41,13 @@ internal static class CommandHelp
 
     /// <summary>
     /// The usage line for <paramref name="command"/> of <paramref name="program"/>, its entry of <paramref name="usage"/> and the
-    /// usage's environment notes;
-    /// the whole usage text, after a line saying so, for a command it does not list.
+    /// usage's environment notes; null for a command it does not list.
     /// </summary>
-    public static string For(string program, string usage, string command)
+    public static string? For(string program, string usage, string command)
     {
         var lines = usage.Split('\n');
         var start = Array.FindIndex(lines, line => IsEntry(line) && Names(line).Contains(command));
-        if (start < 0) return $"unknown command '{command}'\n\n{usage}";
+        if (start < 0) return null;
         var end = start + 1;
         while (end < lines.Length && lines[end].Trim().Length > 0 && !IsEntry(lines[end])) end++;
         var entry = string.Join('\n', lines[start..end]);
