@@ -21,9 +21,6 @@ const string Usage = """
                  mock cluster; writes a results table. --out FILE (bench-kafka.md) --quick --completions N --tokens N
     """;
 
-// First, before the runtime's worker threads allocate, as onlinerl does: the measured code runs as it does there.
-OnlineRl.Pipeline.MallocArenas.Limit();
-
 return await CommandHelp.RunAsync("onlinerl-bench", Usage, args, async (command, options) => command switch
 {
     "bench" => BenchCommand.Run(options),

@@ -1,19 +1,24 @@
+using OnlineRl.Pipeline;
+
 namespace OnlineRl.Cli;
 
 /// <summary>
-/// The entry of `onlinerl` and `onlinerl-bench`: the usage text, `COMMAND --help` (that command's entry of the usage
-/// text), and usage mistakes.
+/// The entry of `onlinerl` and `onlinerl-bench`: the malloc arena limit, the usage text, `COMMAND --help` (that
+/// command's entry of the usage text), and usage mistakes.
 /// </summary>
 internal static class CommandHelp
 {
     /// <summary>
-    /// Prints <paramref name="usage"/> without a command or for --help (exit code 2 and 0), a command's entry for
+    /// Caps malloc arenas (<see cref="MallocArenas.LimitOnce"/>), then prints <paramref name="usage"/> without a command or for --help (exit code 2 and 0), a command's entry for
     /// COMMAND --help (0), else runs <paramref name="dispatch"/> with the command and its options; a
     /// <see cref="UsageException"/> prints the error and the usage (2), as does --help after a command the usage
     /// does not list.
     /// </summary>
     public static async Task<int> RunAsync(string program, string usage, string[] args, Func<string, Options, Task<int>> dispatch)
     {
+        // First, before the runtime's worker threads allocate: they would each get a malloc arena (see MallocArenas).
+        // The benchmarks run under the same limit, so the measured code runs as it does in onlinerl.
+        MallocArenas.LimitOnce();
         if (args.Length == 0 || args[0] is "-h" or "--help" or "help")
         {
             Console.WriteLine(usage);
