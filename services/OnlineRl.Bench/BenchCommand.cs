@@ -8,7 +8,7 @@ using TorchSharp;
 using static TorchSharp.torch;
 using TorchSharp.Modules;
 
-namespace OnlineRl.Cli;
+namespace OnlineRl.Bench;
 
 /// <summary>
 /// `onlinerl-bench bench`: times TorchSharp (libtorch 2.10) against /usr/bin/python3's torch (Debian's 1.13) on this

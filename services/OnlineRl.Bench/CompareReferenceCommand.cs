@@ -6,11 +6,12 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using OnlineRl.Hosting;
 using OnlineRl.Model;
+using OnlineRl.Rewards;
 using OnlineRl.Pipeline;
 using OnlineRl.ServiceDefaults;
 using static TorchSharp.torch;
 
-namespace OnlineRl.Cli;
+namespace OnlineRl.Bench;
 
 /// <summary>
 /// `onlinerl-bench compare-reference`: our whole pipeline and the plain PyTorch trainer (bench/reference_trainer.py, Debian's

@@ -6,7 +6,7 @@ using OnlineRl.Model;
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace OnlineRl.Cli;
+namespace OnlineRl.Bench;
 
 /// <summary>
 /// Generation throughput with the KV-cache sampler against the PyTorch reference generator
@@ -32,7 +32,7 @@ internal static class GenerationBench
     }
 
     /// <summary>
-    /// `onlinerl bench-generation --model DIR --batch B --new-tokens N --threads T`: one measurement in this
+    /// `onlinerl-bench bench-generation --model DIR --batch B --new-tokens N --threads T`: one measurement in this
     /// process, printed as JSON (tokens per second, best of the repeats, and peak resident memory).
     /// </summary>
     public static int RunChild(Options options)
@@ -98,7 +98,7 @@ internal static class GenerationBench
     }
 
     /// <summary>
-    /// The generation rows of `onlinerl bench` as a markdown section: batch 1 and 16, 256 new tokens (32 with
+    /// The generation rows of `onlinerl-bench bench` as a markdown section: batch 1 and 16, 256 new tokens (32 with
     /// --quick), tokens per second and peak memory of each side; ratio = ours / reference tokens per second.
     /// </summary>
     public static string Section(bool quick, int threads, string? python, string referenceScript, Action<string> progress)

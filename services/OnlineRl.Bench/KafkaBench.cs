@@ -6,7 +6,7 @@ using OnlineRl.Contracts;
 using OnlineRl.Messaging;
 using OnlineRl.Messaging.Kafka;
 
-namespace OnlineRl.Cli;
+namespace OnlineRl.Bench;
 
 /// <summary>
 /// `onlinerl-bench bench-kafka`: rollout-sized messages through <see cref="KafkaEventBus"/> (publish, receive, ack)

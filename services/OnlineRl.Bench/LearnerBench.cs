@@ -4,12 +4,13 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using OnlineRl.Hosting;
 using OnlineRl.Model;
+using OnlineRl.Rewards;
 using OnlineRl.Pipeline;
 using TorchSharp;
 using static TorchSharp.torch;
 using OnlineRl.Training;
 
-namespace OnlineRl.Cli;
+namespace OnlineRl.Bench;
 
 /// <summary>
 /// The RL rows of `onlinerl-bench bench`, both on the main job's policy (configs/grpo-addition.yaml: 3 layers,

@@ -1,4 +1,4 @@
-using OnlineRl.Cli;
+using OnlineRl.Bench;
 
 const string Usage = """
     onlinerl-bench: the benchmarks of onlinerl against reference implementations on this machine.
@@ -20,9 +20,6 @@ const string Usage = """
       bench-kafka KafkaEventBus against a raw Confluent.Kafka producer/consumer with rollout-sized messages on a
                  mock cluster; writes a results table. --out FILE (bench-kafka.md) --quick --completions N --tokens N
     """;
-
-// First, before the runtime's worker threads allocate, as onlinerl does: the measured code runs as it does there.
-OnlineRl.Pipeline.MallocArenas.Limit();
 
 return await CommandHelp.RunAsync("onlinerl-bench", Usage, args, async (command, options) => command switch
 {

@@ -9,7 +9,7 @@ using static TorchSharp.torch;
 using OnlineRl.Weights;
 using StackExchange.Redis;
 
-namespace OnlineRl.Cli;
+namespace OnlineRl.Bench;
 
 /// <summary>
 /// `onlinerl-bench bench-redis`: starts a private redis-server (no persistence) and measures, in one run on the

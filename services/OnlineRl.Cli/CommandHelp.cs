@@ -1,30 +1,36 @@
+using OnlineRl.Pipeline;
+
 namespace OnlineRl.Cli;
 
 /// <summary>
-/// The entry of `onlinerl` and `onlinerl-bench`: the usage text, `COMMAND --help` (that command's entry of the usage
-/// text), and usage mistakes.
+/// The entry of `onlinerl` and `onlinerl-bench`: the malloc arena limit, the usage text, `COMMAND --help` (that
+/// command's entry of the usage text), and usage mistakes.
 /// </summary>
 internal static class CommandHelp
 {
     /// <summary>
-    /// Prints <paramref name="usage"/> without a command or for --help (exit code 2 and 0), a command's entry for
+    /// Caps malloc arenas (<see cref="MallocArenas.LimitOnce"/>), then prints <paramref name="usage"/> without a command or for --help (exit code 2 and 0), a command's entry for
     /// COMMAND --help (0), else runs <paramref name="dispatch"/> with the command and its options; a
-    /// <see cref="UsageException"/> prints the error and the usage (2).
+    /// <see cref="UsageException"/> prints the error and the usage (2), as does --help after a command the usage
+    /// does not list.
     /// </summary>
     public static async Task<int> RunAsync(string program, string usage, string[] args, Func<string, Options, Task<int>> dispatch)
     {
+        // First, before the runtime's worker threads allocate: they would each get a malloc arena (see MallocArenas).
+        // The benchmarks run under the same limit, so the measured code runs as it does in onlinerl.
+        MallocArenas.LimitOnce();
         if (args.Length == 0 || args[0] is "-h" or "--help" or "help")
         {
             Console.WriteLine(usage);
             return args.Length == 0 ? 2 : 0;
         }
-        if (args.Skip(1).Any(a => a is "-h" or "--help"))
-        {
-            Console.WriteLine(For(program, usage, args[0]));
-            return 0;
-        }
         try
         {
+            if (args.Skip(1).Any(a => a is "-h" or "--help"))
+            {
+                Console.WriteLine(For(program, usage, args[0]) ?? throw new UsageException($"unknown command '{args[0]}'"));
+                return 0;
+            }
             return await dispatch(args[0], new Options(args.Skip(1)));
         }
         catch (UsageException e)
@@ -40,14 +46,13 @@ internal static class CommandHelp
 
     /// <summary>
     /// The usage line for <paramref name="command"/> of <paramref name="program"/>, its entry of <paramref name="usage"/> and the
-    /// usage's environment notes;
-    /// the whole usage text, after a line saying so, for a command it does not list.
+    /// usage's environment notes; null for a command it does not list.
     /// </summary>
-    public static string For(string program, string usage, string command)
+    public static string? For(string program, string usage, string command)
     {
         var lines = usage.Split('\n');
         var start = Array.FindIndex(lines, line => IsEntry(line) && Names(line).Contains(command));
-        if (start < 0) return $"unknown command '{command}'\n\n{usage}";
+        if (start < 0) return null;
         var end = start + 1;
         while (end < lines.Length && lines[end].Trim().Length > 0 && !IsEntry(lines[end])) end++;
         var entry = string.Join('\n', lines[start..end]);

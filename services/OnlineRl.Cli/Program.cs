@@ -53,9 +53,6 @@ const string Usage = """
     Environment: ONLINERL_NUM_THREADS sets libtorch's thread count (default: all cores).
     """;
 
-// First, before the runtime's worker threads allocate: they would each get a malloc arena (see MallocArenas).
-OnlineRl.Pipeline.MallocArenas.Limit();
-
 return await CommandHelp.RunAsync("onlinerl", Usage, args, async (command, options) => command switch
 {
     "run" => await RunCommand.RunAsync(options),

@@ -1,5 +1,6 @@
 using OnlineRl.Algorithms;
 using OnlineRl.Model;
+using OnlineRl.Rewards;
 using OnlineRl.Tokenizers;
 using TorchSharp;
 using static TorchSharp.torch;

@@ -9,7 +9,9 @@ namespace OnlineRl.Pipeline;
 /// and managed heap flat; started with MALLOC_ARENA_MAX=2 it stayed at 440-460 MiB for 12 minutes (docs/soak).
 /// Set at run time (mallopt) the limit leaves the arenas made before it: the same learner then held 600-710 MiB,
 /// flat. So the environment variable, read by glibc at start-up, is the first choice (the Docker image,
-/// run.sh and <see cref="ServiceProcess"/> set it), and this call the fallback; with the variable set it does nothing.
+/// run.sh and <see cref="ServiceProcess"/> set it), and <see cref="LimitOnce"/> the fallback; with the variable set it
+/// does nothing. The tools call it first thing (their shared entry), <see cref="PipelineServices.ConfigureProcess"/>
+/// again for other hosts of the library (tests): whichever comes first sets the limit.
 /// </summary>
 public static partial class MallocArenas
 {
@@ -21,6 +23,9 @@ public static partial class MallocArenas
 
     // mallopt's parameter number for the arena limit (malloc.h).
     private const int MArenaMax = -8;
+
+    // 1 once a process has called LimitOnce.
+    private static int limitedOnce;
 
     [LibraryImport("libc", EntryPoint = "mallopt")]
     private static partial int Mallopt(int parameter, int value);
@@ -36,5 +41,14 @@ public static partial class MallocArenas
         try { return Mallopt(MArenaMax, arenas) == 1; }
         catch (EntryPointNotFoundException) { return false; }
         catch (DllNotFoundException) { return false; }
+    }
+
+    /// <summary>
+    /// <see cref="Limit"/> with <see cref="DefaultLimit"/> the first time a process calls it; later calls do nothing,
+    /// so the earliest caller (a tool's entry, before the runtime's threads allocate) is the one that counts.
+    /// </summary>
+    public static void LimitOnce()
+    {
+        if (Interlocked.Exchange(ref limitedOnce, 1) == 0) Limit();
     }
 }

@@ -23,8 +23,9 @@ public static class PipelineServices
         // Generator and learner do long synchronous tensor work on pool threads; keep threads for the bus.
         ThreadPool.GetMinThreads(out var workers, out var io);
         ThreadPool.SetMinThreads(Math.Max(workers, 16), io);
-        // Those threads would otherwise each get a malloc arena of libtorch's freed memory (see MallocArenas).
-        MallocArenas.Limit();
+        // Those threads would otherwise each get a malloc arena of libtorch's freed memory (see MallocArenas); the
+        // tools have set the limit first thing already, other hosts (tests) get it here.
+        MallocArenas.LimitOnce();
         torch.set_num_threads(config.Threads > 0 ? config.Threads : Environment.ProcessorCount);
         torch.manual_seed(config.Seed);
     }

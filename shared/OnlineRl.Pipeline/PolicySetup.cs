@@ -6,62 +6,33 @@ using static TorchSharp.torch;
 
 namespace OnlineRl.Pipeline;
 
-/// <summary>The prompts of a run: an endless training stream and a fixed held-out set.</summary>
-public sealed class TaskSource
+/// <summary>The configuration's task section turned into OnlineRl.Rewards' <see cref="TaskSource"/>, which knows no configuration.</summary>
+public static class TaskSourceConfig
 {
-    private readonly Func<long, TaskItem> trainingItem;
-
-    private TaskSource(Func<long, TaskItem> trainingItem, IReadOnlyList<TaskItem> heldOut, WeightedReward reward)
+    extension(TaskSource)
     {
-        this.trainingItem = trainingItem;
-        HeldOut = heldOut;
-        Reward = reward;
-    }
-
-    /// <summary>Held-out problems for evaluation, never used for training.</summary>
-    public IReadOnlyList<TaskItem> HeldOut { get; }
-
-    /// <summary>The reward of this task.</summary>
-    public WeightedReward Reward { get; }
-
-    /// <summary>Training problem number <paramref name="index"/> (cycling through a finite dataset).</summary>
-    public TaskItem Training(long index) => trainingItem(index);
-
-    /// <summary>Builds the source named by <paramref name="config"/>; bad dataset lines are reported to <paramref name="log"/>.</summary>
-    public static TaskSource Create(TaskSection config, long seed, Action<string>? log = null)
-    {
-        if (config.Kind == "addition")
+        /// <summary>
+        /// The task source <paramref name="task"/> names; dataset problems become <see cref="ConfigException"/>s naming
+        /// the key, skipped bad lines go to <paramref name="log"/>.
+        /// </summary>
+        public static TaskSource Create(TaskSection task, long seed, Action<string>? log = null)
         {
-            var task = new AdditionTask(config.MaxDigits, seed);
-            // Held-out problems are items 0..EvalSize-1; training draws from far beyond them.
-            var heldOut = task.Items(0, config.EvalSize).ToList();
-            var exact = new WeightedReward(new (IRewardFunction, double)[] { (new ExactAnswerReward(), 1.0) });
-            return new TaskSource(i => task.Item(1_000_000 + i), heldOut, exact);
+            if (task.Kind == "addition") return TaskSource.Addition(task.MaxDigits, seed, task.EvalSize);
+            try
+            {
+                return TaskSource.Jsonl(task.Path, task.BadLines == "skip" ? BadLinePolicy.Skip : BadLinePolicy.Reject, task.EvalSize, log);
+            }
+            catch (FileNotFoundException)
+            {
+                throw new ConfigException($"task.path: dataset not found: {task.Path}");
+            }
+            catch (InvalidDataException e)
+            {
+                // The same exception says "no usable item" too, so the hint states the policy rather than blaming a line.
+                var hint = task.BadLines == "skip" ? "" : " (task.bad_lines is reject: a bad line stops the run; skip leaves bad lines out)";
+                throw new ConfigException($"task.path: {e.Message}{hint}");
+            }
         }
-        var dataset = new JsonlDataset(config.Path, badLines: config.BadLines == "skip" ? BadLinePolicy.Skip : BadLinePolicy.Reject);
-        List<TaskItem> items;
-        try
-        {
-            items = dataset.Read().ToList();
-        }
-        catch (FileNotFoundException)
-        {
-            throw new ConfigException($"task.path: dataset not found: {config.Path}");
-        }
-        catch (InvalidDataException e)
-        {
-            throw new ConfigException($"task.path: bad line {e.Message} (task.bad_lines is reject; set it to skip to leave bad lines out)");
-        }
-        foreach (var error in dataset.Errors) log?.Invoke($"skipped bad dataset line {error}");
-        if (dataset.Errors.Count > 0) log?.Invoke($"skipped {dataset.Errors.Count} bad lines of {config.Path} (task.bad_lines: skip)");
-        var evalCount = Math.Min(config.EvalSize, items.Count / 2);
-        var training = items.Skip(evalCount).ToList();
-        if (training.Count == 0) throw new ConfigException($"task.path {config.Path}: no usable training items");
-        var numeric = new WeightedReward(new (IRewardFunction, double)[]
-        {
-            (new NumericAnswerReward(), 1.0), (new FormatReward(@"####\s*-?[\d,.]+", "format"), 0.1),
-        });
-        return new TaskSource(i => training[(int)(i % training.Count)], items.Take(evalCount).ToList(), numeric);
     }
 }
 

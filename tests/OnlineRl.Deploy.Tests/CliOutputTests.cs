@@ -130,6 +130,18 @@ public sealed class CliOutputTests
         Assert.DoesNotContain("kafka-mock", text.Replace(command, "", StringComparison.Ordinal), StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData("frobnicate")]
+    [InlineData("frobnicate --help")]
+    public async Task An_unknown_command_fails_with_or_without_help(string arguments)
+    {
+        var dll = KafkaMock.FindCli(out var reason) ?? throw new InvalidOperationException(reason);
+        var (exitCode, text) = await RunAsync($"exec dotnet {Quote(dll)} {arguments} 2>&1");
+        Assert.True(exitCode == 2, $"exit code {exitCode}:\n{text}");
+        Assert.StartsWith("error: unknown command 'frobnicate'", text, StringComparison.Ordinal);
+        Assert.Contains("Usage: onlinerl <command>", text, StringComparison.Ordinal);
+    }
+
     private static string MainJob(string output)
     {
         var dll = KafkaMock.FindCli(out var reason) ?? throw new InvalidOperationException(reason);

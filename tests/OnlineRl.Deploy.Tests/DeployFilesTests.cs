@@ -64,6 +64,16 @@ public sealed class DeployFilesTests
     }
 
     [Fact]
+    public void The_image_publishes_every_tool_under_services_into_app()
+    {
+        var dockerfile = File.ReadAllText(RepoPaths.Of("deploy", "Dockerfile"));
+        Assert.Contains("-o /app", dockerfile);
+        var projects = Directory.GetDirectories(RepoPaths.Of("services")).SelectMany(d => Directory.GetFiles(d, "*.csproj")).ToList();
+        Assert.Contains(RepoPaths.Of("services", "OnlineRl.Bench", "OnlineRl.Bench.csproj"), projects);
+        foreach (var project in projects) Assert.Contains(Path.GetRelativePath(RepoPaths.Root, project), dockerfile);
+    }
+
+    [Fact]
     public void Compose_services_run_the_image_command_with_the_mounted_config_and_the_metrics_port()
     {
         var dockerfile = File.ReadAllLines(RepoPaths.Of("deploy", "Dockerfile"));

@@ -1,3 +1,5 @@
+using OnlineRl.Rewards;
+
 namespace OnlineRl.Pipeline.Tests;
 
 // Every section refuses out-of-range values, unknown keys and wrong types at load time, naming the key.

@@ -1,3 +1,4 @@
+using OnlineRl.Rewards;
 using OnlineRl.Training;
 using Xunit.Abstractions;
 

@@ -1,12 +1,13 @@
 using System.Globalization;
 using System.Text.Json.Nodes;
+using OnlineRl.Rewards;
 using OnlineRl.TestSupport;
 using Xunit.Abstractions;
 
 namespace OnlineRl.Pipeline.Tests;
 
 // The plain PyTorch reference trainer (services/OnlineRl.Bench/bench/reference_trainer.py) is the anchor our learning
-// curves are compared against (`onlinerl compare-reference`). It must start where ours starts: from our SFT checkpoint it
+// curves are compared against (`onlinerl-bench compare-reference`). It must start where ours starts: from our SFT checkpoint it
 // has to score the same held-out accuracy as our evaluation (its own model code, tokenizer, KV-cache greedy decoding and
 // exact match), and each of its algorithms must run updates and report a curve.
 [Collection("learning")]

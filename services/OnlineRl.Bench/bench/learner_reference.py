@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Reference side of the learner-step row of `onlinerl bench`: one GRPO update written plainly in PyTorch
+"""Reference side of the learner-step row of `onlinerl-bench bench`: one GRPO update written plainly in PyTorch
 (/usr/bin/python3's torch, the same libtorch as the C# binding), on the batch and weights that
 LearnerBench.cs wrote. The model is qwen2_reference.py's Llama/Qwen2 forward pass with the policy's
 weights as leaf tensors that require gradients.

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Reference side of `onlinerl bench`: the same workloads as BenchCommand.cs, written the way a
+"""Reference side of `onlinerl-bench bench`: the same workloads as BenchCommand.cs, written the way a
 PyTorch user would write them, on /usr/bin/python3's torch (Debian's 1.13, with OpenBLAS).
 
 Run by the bench command as a subprocess so that both sides can be timed in alternating blocks

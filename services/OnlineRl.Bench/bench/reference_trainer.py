@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """A plain PyTorch trainer for the "a+b=" task, written from the papers: the anchor our learner's curves are
-measured against (`onlinerl compare-reference`). Runs on /usr/bin/python3 (Debian's torch), with the model of
+measured against (`onlinerl-bench compare-reference`). Runs on /usr/bin/python3 (Debian's torch), with the model of
 qwen2_reference.py loaded from one of OUR checkpoints (config.json + model.safetensors + onlinerl_tokenizer.json),
 so both sides start from the same policy.
 
