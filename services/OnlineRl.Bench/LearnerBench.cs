@@ -20,7 +20,8 @@ namespace OnlineRl.Bench;
 /// update written plainly in PyTorch (bench/learner_reference.py), both reading the batch and weights from
 /// one temporary folder, in alternating timed blocks; the first update's losses must agree;</item>
 /// <item>pipeline throughput: trained samples per second of the whole in-process run with generation and
-/// learning overlapped (train.overlap true, max_policy_lag 1) and strictly alternating.</item>
+/// learning overlapped (train.overlap true, max_policy_lag 1) and strictly alternating, and overlapped with weights
+/// swapped in flight against swapped between groups, with the policy lag of the trained tokens.</item>
 /// </list>
 /// </summary>
 internal static class LearnerBench
@@ -189,27 +190,49 @@ internal static class LearnerBench
 
     // ---- pipeline throughput ----------------------------------------------------------------------
 
+    /// <summary>
+    /// A way to run the pipeline: train.overlap, sampling.weight_swap, sampling.max_new_tokens and
+    /// algorithm.prompts_per_step (null: the config's) and train.max_policy_lag.
+    /// </summary>
+    private sealed record PipelineMode(string Name, bool Overlap, string WeightSwap, int? MaxNewTokens = null, int? PromptsPerStep = null, int MaxPolicyLag = 1);
+
+    private static readonly PipelineMode Overlapped = new("overlapped", true, SamplingSection.InFlightSwap);
+    private static readonly PipelineMode Alternating = new("alternating", false, SamplingSection.InFlightSwap);
+
+    // The weight-swap rows need a generator that is busy when a version arrives. With the main job's settings the learner
+    // is the bottleneck: its 6-token completions end within a few decode steps and, with max_policy_lag 1, the feeder
+    // admits the next batch only after an update, so the generator idles at every new version whichever way it swaps.
+    // These rows sample up to 128 tokens (without the SFT warm start the policy ends at its end token after anywhere from
+    // 1 to 128 tokens: the length mix where waiting for running groups costs), train on 8 prompts per update (a short
+    // update, so versions arrive while completions run) and admit up to 3 versions ahead.
+    private const int SwapRowTokens = 128;
+    private const int SwapRowPrompts = 8;
+    private const int SwapRowLag = 3;
+
+    private static readonly PipelineMode InFlight = new("overlapped, in-flight swaps", true, SamplingSection.InFlightSwap, SwapRowTokens, SwapRowPrompts, SwapRowLag);
+    private static readonly PipelineMode BetweenGroups = new("overlapped, swaps between groups", true, SamplingSection.BetweenGroupsSwap, SwapRowTokens, SwapRowPrompts, SwapRowLag);
+
     private static string PipelineThroughput(bool quick, string configPath, int threads, Action<string> progress)
     {
         var steps = quick ? 6 : 15;
         var groupSize = RunConfig.Load(configPath).Sampling.GroupSize;
+        var groupTokens = RunConfig.Load(configPath).Sampling.MaxNewTokens;
         var rounds = quick ? 1 : 2;
-        var best = new Dictionary<bool, RunSummary>();
+        var best = new Dictionary<PipelineMode, RunSummary>();
         // Untimed: the first run in the process pays for JIT compilation of the whole pipeline.
-        Run(configPath, overlap: true, steps: 2, threads);
+        Run(configPath, Overlapped, steps: 2, threads);
         for (var round = 0; round < rounds; round++)
         {
-            foreach (var overlap in new[] { true, false })
+            foreach (var mode in new[] { Overlapped, Alternating, InFlight, BetweenGroups })
             {
-                var summary = Run(configPath, overlap, steps, threads);
+                var summary = Run(configPath, mode, steps, threads);
                 var rate = SamplesPerSecond(summary, groupSize);
-                progress($"  pipeline, {(overlap ? "overlapped" : "alternating")} (round {round + 1}): {rate:F0} samples/s, {summary.Steps.Count} steps in {summary.ElapsedSeconds:F1}s " +
-                         $"(learner {LearnerSeconds(summary):F2} s/step), dropped stale {summary.DroppedStale}");
-                if (!best.TryGetValue(overlap, out var previous) || rate > SamplesPerSecond(previous, groupSize)) best[overlap] = summary;
+                progress($"  pipeline, {mode.Name} (round {round + 1}): {rate:F0} samples/s, {summary.Steps.Count} steps in {summary.ElapsedSeconds:F1}s " +
+                         $"(learner {LearnerSeconds(summary):F2} s/step), dropped stale {summary.DroppedStale}, token lag {LagDistribution(summary)}");
+                if (!best.TryGetValue(mode, out var previous) || rate > SamplesPerSecond(previous, groupSize)) best[mode] = summary;
             }
         }
-        var overlapped = SamplesPerSecond(best[true], groupSize);
-        var alternating = SamplesPerSecond(best[false], groupSize);
+        double Rate(PipelineMode mode) => SamplesPerSecond(best[mode], groupSize);
         var text = new StringBuilder();
         text.AppendLine(CultureInfo.InvariantCulture,
             $"Pipeline throughput: the whole in-process run (feeder, generator, scorer, learner on the in-process bus; configs/grpo-addition.yaml " +
@@ -222,19 +245,35 @@ internal static class LearnerBench
         text.AppendLine("| metric | overlapped | alternating | ratio | learner s/step overlapped | learner s/step alternating | dropped stale (overlapped) |");
         text.AppendLine("|---|---:|---:|---:|---:|---:|---:|");
         text.AppendLine(CultureInfo.InvariantCulture,
-            $"| pipeline samples/s ({steps} steps) | {overlapped:F0} | {alternating:F0} | {overlapped / alternating:F2} | {LearnerSeconds(best[true]):F2} | {LearnerSeconds(best[false]):F2} | {best[true].DroppedStale} |");
+            $"| pipeline samples/s ({steps} steps) | {Rate(Overlapped):F0} | {Rate(Alternating):F0} | {Rate(Overlapped) / Rate(Alternating):F2} | {LearnerSeconds(best[Overlapped]):F2} | {LearnerSeconds(best[Alternating]):F2} | {best[Overlapped].DroppedStale} |");
+        text.AppendLine();
+        text.AppendLine(CultureInfo.InvariantCulture,
+            $"Weight swaps (sampling.weight_swap), both overlapped as above but with completions of up to {SwapRowTokens} tokens (the main job's {groupTokens} end within a few decode steps, " +
+            $"so a swap between groups costs little there), {SwapRowPrompts} prompts per update and max_policy_lag {SwapRowLag} (with the main job's settings the generator idles at every new version " +
+            $"whichever way it swaps), so that versions arrive while completions run: in flight, the generator swaps in each new version between two decode steps and " +
+            $"the running completions go on under it (their keys/values recomputed); between groups, no prompt joins once a newer version is announced and the swap " +
+            $"waits until the running groups end. Ratio = in flight / between groups. Token lag: the trained completion tokens by versions between the learner and the " +
+            $"policy that sampled each token (share at lag 0 / 1 / 2 or more, and the mean).");
+        text.AppendLine();
+        text.AppendLine("| metric | in flight | between groups | ratio | token lag in flight | token lag between groups | dropped stale in flight / between |");
+        text.AppendLine("|---|---:|---:|---:|---|---|---:|");
+        text.AppendLine(CultureInfo.InvariantCulture,
+            $"| pipeline samples/s ({steps} steps) | {Rate(InFlight):F0} | {Rate(BetweenGroups):F0} | {Rate(InFlight) / Rate(BetweenGroups):F2} | {LagDistribution(best[InFlight])} | {LagDistribution(best[BetweenGroups])} | {best[InFlight].DroppedStale} / {best[BetweenGroups].DroppedStale} |");
         return text.ToString();
     }
 
-    private static RunSummary Run(string configPath, bool overlap, int steps, int threads)
+    private static RunSummary Run(string configPath, PipelineMode mode, int steps, int threads)
     {
         var output = Path.Combine(Path.GetTempPath(), $"onlinerl-bench-pipeline-{Environment.ProcessId}");
-        var config = RunConfig.Load(configPath, new Dictionary<string, string>
+        var overrides = new Dictionary<string, string>
         {
             ["output_dir"] = output, ["threads"] = threads.ToString(CultureInfo.InvariantCulture), ["sft.steps"] = "0", ["task.eval_size"] = "0",
-            ["train.eval_every"] = "0", ["train.steps"] = steps.ToString(CultureInfo.InvariantCulture), ["train.overlap"] = overlap ? "true" : "false",
-            ["train.max_policy_lag"] = "1",
-        });
+            ["train.eval_every"] = "0", ["train.steps"] = steps.ToString(CultureInfo.InvariantCulture), ["train.overlap"] = mode.Overlap ? "true" : "false",
+            ["train.max_policy_lag"] = mode.MaxPolicyLag.ToString(CultureInfo.InvariantCulture), ["sampling.weight_swap"] = mode.WeightSwap,
+        };
+        if (mode.MaxNewTokens is { } tokens) overrides["sampling.max_new_tokens"] = tokens.ToString(CultureInfo.InvariantCulture);
+        if (mode.PromptsPerStep is { } prompts) overrides["algorithm.prompts_per_step"] = prompts.ToString(CultureInfo.InvariantCulture);
+        var config = RunConfig.Load(configPath, overrides);
         try
         {
             return InProcessRun.RunAsync(config, _ => { }, transports: new Transports()).GetAwaiter().GetResult();
@@ -243,6 +282,20 @@ internal static class LearnerBench
         {
             try { Directory.Delete(output, recursive: true); } catch (IOException) { }
         }
+    }
+
+    /// <summary>The run's trained tokens by version lag: shares at 0, 1 and 2 or more, and the mean.</summary>
+    private static string LagDistribution(RunSummary summary)
+    {
+        var counts = new Dictionary<long, long>();
+        foreach (var step in summary.Steps)
+            foreach (var (lag, tokens) in step.TokenLags ?? new Dictionary<long, long>())
+                counts[lag] = counts.GetValueOrDefault(lag) + tokens;
+        var total = (double)counts.Values.Sum();
+        if (total == 0) return "n/a";
+        var mean = counts.Sum(kv => kv.Key * kv.Value) / total;
+        return string.Create(CultureInfo.InvariantCulture,
+            $"{counts.GetValueOrDefault(0) / total:P0} / {counts.GetValueOrDefault(1) / total:P0} / {counts.Where(kv => kv.Key >= 2).Sum(kv => kv.Value) / total:P0}, mean {mean:F2}");
     }
 
     /// <summary>Mean seconds of one learner update in the run.</summary>
