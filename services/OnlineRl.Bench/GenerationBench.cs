@@ -141,9 +141,15 @@ internal static class GenerationBench
     /// Rollout throughput of the generator's two modes on the bench checkpoint: 32 prompts (8-48 tokens) × 4 completions
     /// that end at any of 128 stop tokens or after 128 tokens (16 prompts, 64 tokens with --quick), so completion lengths
     /// mix short and long as in RL rollouts. Static: <see cref="Sampler.Generate"/> on batches of 8 prompts (32 rows), each
-    /// running until its longest completion ends; continuous: one <see cref="ContinuousBatcher"/> of 32 rows. Best of 2
-    /// alternating runs each, in this process.
+    /// running until its longest completion ends; continuous: one <see cref="ContinuousBatcher"/> of 32 rows; and the
+    /// continuous engine with a new weights version every <see cref="SwapEvery"/> decode steps, swapped in flight or
+    /// between groups. Best of 2 alternating runs each, in this process.
     /// </summary>
+    private const int SwapEvery = 32;
+    private const string SwapInFlight = "continuous, swaps in flight, cache recomputed";
+    private const string SwapInFlightKept = "continuous, swaps in flight, cache kept";
+    private const string SwapBetweenGroups = "continuous, swaps between groups";
+
     private static string RolloutSection(string directory, bool quick, int threads, Action<string> progress)
     {
         const int group = 4, batchPrompts = 8;
@@ -170,10 +176,32 @@ internal static class GenerationBench
             var completions = engine.RunToEnd().SelectMany(g => g.Completions).ToList();
             return (completions.Sum(c => c.TokenIds.Length), completions.Average(c => c.TokenIds.Length), completions.Max(c => c.TokenIds.Length));
         }
+        // A new weights version every SwapEvery decode steps, as a learner publishing while the generator samples. In
+        // flight: the engine recomputes its running rows' keys/values under the "new" weights (the same tensors here, so
+        // the completions stay comparable) and goes on; between groups: no prompt joins once a version is announced and
+        // the swap waits until the running groups have ended. Prompts join one group ahead, as in the generator.
+        (double Rate, double MeanLength, int Longest) Swapping(bool inFlight, bool recompute = true)
+        {
+            using var engine = new ContinuousBatcher(model, options, batchPrompts * group, prompts.Max(p => p.Length));
+            var completions = new List<Completion>();
+            var (next, announced, steps) = (0, 0L, 0L);
+            while (next < prompts.Count || engine.OpenGroups > 0)
+            {
+                if (engine.WeightsVersion < announced && (inFlight || engine.OpenGroups == 0)) engine.WeightsChanged(announced, recompute);
+                while (next < prompts.Count && engine.WaitingCompletions < group && engine.WeightsVersion == announced) engine.Add(prompts[next], next++);
+                completions.AddRange(engine.Step().SelectMany(g => g.Completions));
+                if (++steps % SwapEvery == 0) announced++;
+            }
+            return (completions.Sum(c => c.TokenIds.Length), completions.Average(c => c.TokenIds.Length), completions.Max(c => c.TokenIds.Length));
+        }
         var best = new Dictionary<string, (double Rate, double MeanLength, int Longest)>();
         for (var repeat = 0; repeat < 2; repeat++)
         {
-            foreach (var (name, run) in new (string, Func<(double, double, int)>)[] { ("static", Static), ("continuous", Continuous) })
+            foreach (var (name, run) in new (string, Func<(double, double, int)>)[]
+                     {
+                         ("static", Static), ("continuous", Continuous), (SwapInFlight, () => Swapping(inFlight: true)), (SwapInFlightKept, () => Swapping(inFlight: true, recompute: false)),
+                         (SwapBetweenGroups, () => Swapping(inFlight: false)),
+                     })
             {
                 var clock = Stopwatch.StartNew();
                 var (tokens, meanLength, longest) = run();
@@ -194,6 +222,21 @@ internal static class GenerationBench
         foreach (var name in new[] { "static", "continuous" })
             text.AppendLine(string.Create(CultureInfo.InvariantCulture, $"| {name} | {best[name].Rate:F0} | {best[name].MeanLength:F1} | {best[name].Longest} |"));
         text.AppendLine(string.Create(CultureInfo.InvariantCulture, $"| ratio continuous / static | {ratio:F2} | | target >= 1.5: {(ratio >= 1.5 ? "met" : "NOT met")} |"));
+        var swapRatio = best[SwapInFlight].Rate / best[SwapBetweenGroups].Rate;
+        var keptRatio = best[SwapInFlightKept].Rate / best[SwapBetweenGroups].Rate;
+        progress($"  rollout tokens/s with a new version every {SwapEvery} steps: in flight {best[SwapInFlight].Rate:F0} (cache kept {best[SwapInFlightKept].Rate:F0}), " +
+                 $"between groups {best[SwapBetweenGroups].Rate:F0}, ratios {swapRatio:F2} and {keptRatio:F2}");
+        text.AppendLine().AppendLine(
+            $"With a new weights version every {SwapEvery} decode steps (continuous batching, same prompts): in flight, decoding goes on under the new " +
+            "version with the running rows' keys/values recomputed (one batched forward over prompts and tokens so far: `sampling.swap_cache recompute`) " +
+            "or kept (`keep`); between groups, no prompt joins once a version is announced and the swap waits for the running groups to end, so rows " +
+            "idle behind the longest completion. Ratio = in flight / between groups.").AppendLine();
+        text.AppendLine("| mode | generated tokens/s | mean completion length | longest |");
+        text.AppendLine("|---|---:|---:|---:|");
+        foreach (var name in new[] { SwapInFlight, SwapInFlightKept, SwapBetweenGroups })
+            text.AppendLine(string.Create(CultureInfo.InvariantCulture, $"| {name} | {best[name].Rate:F0} | {best[name].MeanLength:F1} | {best[name].Longest} |"));
+        text.AppendLine(string.Create(CultureInfo.InvariantCulture, $"| ratio in flight (recomputed) / between groups | {swapRatio:F2} | | |"));
+        text.AppendLine(string.Create(CultureInfo.InvariantCulture, $"| ratio in flight (kept) / between groups | {keptRatio:F2} | | |"));
         return text.ToString();
     }
 

@@ -68,15 +68,23 @@ public sealed class ContinuousBatcher : IDisposable
     public long WeightsVersion { get; private set; }
 
     /// <summary>
-    /// Tells the engine that the model's weights are now version <paramref name="version"/>: the keys/values and
-    /// next-token logits of every running row are recomputed from its prompt and tokens so far (one batched forward),
-    /// and prompts prefilled for completions still waiting are prefilled again when they join, so no token is ever
-    /// sampled from a mix of two versions. The rows keep their tokens, random streams and places.
+    /// Tells the engine that the model's weights are now version <paramref name="version"/>. With
+    /// <paramref name="recompute"/> (exact) the keys/values and next-token logits of every running row are recomputed
+    /// from its prompt and tokens so far (one batched forward), so every token is sampled from exactly one version.
+    /// Without (PipelineRL's choice, much cheaper where a prefill costs many decode steps) the running rows' keys/values
+    /// computed by earlier versions stay:
+    /// the next token still comes from the logits the old weights computed, and later tokens from the new weights
+    /// reading a context partly encoded by the old ones, so their log-probs are those of the distribution they were
+    /// sampled from but not exactly any one version's. Either way each token is tagged with the version whose weights
+    /// computed its logits. Prompts prefilled for completions still waiting are prefilled again when they join. The rows
+    /// keep their tokens, random streams and places.
     /// </summary>
-    public void WeightsChanged(long version)
+    public void WeightsChanged(long version, bool recompute = true)
     {
         WeightsVersion = version;
+        // A prompt's prefill is cheap next to its completions: prompts still waiting are prefilled afresh either way.
         foreach (var group in waiting) group.DropPrefill();
+        if (!recompute) return;
         if (rows.Count == 0) return;
         var wasTraining = model.training;
         model.eval();
@@ -90,6 +98,7 @@ public sealed class ContinuousBatcher : IDisposable
                 cache.Load(slot, prefill.Cache, slot, sequences[slot].Length);
                 using var scope = torch.NewDisposeScope();
                 logits[slot].copy_(prefill.LastLogits[slot]);
+                rows[slot].LogitsVersion = version;
             }
         }
         finally
@@ -141,7 +150,7 @@ public sealed class ContinuousBatcher : IDisposable
                     var row = rows[r];
                     row.Tokens.Add((int)nextIds[r]);
                     row.LogProbs.Add(nextLp[r]);
-                    row.Versions.Add(WeightsVersion);
+                    row.Versions.Add(row.LogitsVersion);
                     if (stops.Contains((int)nextIds[r]) || Sampler.HitsStopString(row.Tokens, options)) row.Finish = FinishReason.Stop;
                     else if (row.Tokens.Count == options.MaxNewTokens) row.Finish = FinishReason.Length;
                 }
@@ -227,7 +236,7 @@ public sealed class ContinuousBatcher : IDisposable
             cache.Load(slot, shared.Cache, index, group.Prompt.Length);
             using (var scope = torch.NewDisposeScope()) logits[slot].copy_(shared.LastLogits[index]);
             var generator = options.Temperature == 0 ? null : new Generator(StreamSeed(group.Seed, group.Admitted), model.Device);
-            rows.Add(new Row(group, group.Admitted, generator));
+            rows.Add(new Row(group, group.Admitted, generator) { LogitsVersion = shared.Version });
             if (++group.Admitted == options.CompletionsPerPrompt)
             {
                 waiting.Dequeue();
@@ -253,7 +262,7 @@ public sealed class ContinuousBatcher : IDisposable
         var hidden = model.Hidden(ids, null, kv);
         var last = torch.tensor(sequences.Select(s => (long)s.Length - 1).ToArray(), ScalarType.Int64, model.Device);
         var lastHidden = hidden.gather(1, last.view(-1, 1, 1).expand(-1, 1, hidden.size(2))).squeeze(1);
-        return new SharedPrefill(kv, model.Logits(lastHidden).to(ScalarType.Float32).DetachFromDisposeScope());
+        return new SharedPrefill(kv, model.Logits(lastHidden).to(ScalarType.Float32).DetachFromDisposeScope(), WeightsVersion);
     }
 
     /// <summary>One forward of the running rows with their newest tokens; their next-token logits go to <see cref="logits"/>.</summary>
@@ -267,6 +276,7 @@ public sealed class ContinuousBatcher : IDisposable
         var hidden = model.model.Forward(ids, positions, maskBias, causal: false, cache);
         cache.EndStep();
         logits.narrow(0, 0, n).copy_(model.Logits(hidden.select(1, 0)));
+        foreach (var row in rows) row.LogitsVersion = WeightsVersion;
     }
 
     /// <summary>Frees the cache and any waiting prefill.</summary>
@@ -305,10 +315,11 @@ public sealed class ContinuousBatcher : IDisposable
     /// One batched prefill: the keys/values of several sequences and each one's next-token logits, shared by the
     /// prompts prefilled together and freed when the last of them has no completion left to join.
     /// </summary>
-    private sealed class SharedPrefill(KvCache cache, Tensor lastLogits) : IDisposable
+    private sealed class SharedPrefill(KvCache cache, Tensor lastLogits, long version) : IDisposable
     {
         public KvCache Cache { get; } = cache;
         public Tensor LastLogits { get; } = lastLogits;
+        public long Version { get; } = version;
         public int Holders { get; set; }
 
         public void Release()
@@ -331,6 +342,8 @@ public sealed class ContinuousBatcher : IDisposable
         public List<int> Tokens { get; } = new();
         public List<float> LogProbs { get; } = new();
         public List<long> Versions { get; } = new();
+        /// <summary>The version whose weights computed this row's pending next-token logits.</summary>
+        public long LogitsVersion { get; set; }
         public FinishReason? Finish { get; set; }
     }
 }

@@ -36,7 +36,7 @@ public sealed partial class GeneratorWorker
         // Called after every swap attempt: the engine learns of any new weights before its next step.
         void TellEngine()
         {
-            if (engine.WeightsVersion != HeldVersion) engine.WeightsChanged(HeldVersion);
+            if (engine.WeightsVersion != HeldVersion) engine.WeightsChanged(HeldVersion, recompute: sampling.SwapCache == SamplingSection.RecomputeCache);
         }
 
         while (true)

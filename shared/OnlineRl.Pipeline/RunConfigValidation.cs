@@ -38,6 +38,7 @@ public sealed partial record RunConfig
         Require(Sampling.Batching is SamplingSection.ContinuousBatching or "static", "sampling.batching", $"'{Sampling.Batching}' is not continuous or static");
         Require(Sampling.WeightSwap is SamplingSection.InFlightSwap or SamplingSection.BetweenGroupsSwap, "sampling.weight_swap",
             $"'{Sampling.WeightSwap}' is not in_flight or between_groups");
+        Require(Sampling.SwapCache is SamplingSection.RecomputeCache or SamplingSection.KeepCache, "sampling.swap_cache", $"'{Sampling.SwapCache}' is not recompute or keep");
         Require(Sampling.WeightSwap != SamplingSection.InFlightSwap || Sampling.Batching == SamplingSection.ContinuousBatching, "sampling.weight_swap",
             "in_flight swaps need sampling.batching continuous (static batches swap between batches: set weight_swap: between_groups)");
         Require(Positive(Algorithm.LearningRate), "algorithm.learning_rate", "must be a positive number");

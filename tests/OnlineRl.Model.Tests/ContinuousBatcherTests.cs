@@ -161,6 +161,49 @@ public class ContinuousBatcherTests
     }
 
     [Fact]
+    public void AnInFlightSwapThatKeepsTheCacheTagsEachTokenWithTheWeightsThatComputedItsLogits()
+    {
+        using var model = Models.Random(2);
+        using var newer = Models.Random(5);
+        var options = new SamplingOptions { CompletionsPerPrompt = 3, MaxNewTokens = 12, Temperature = 1.0 };
+        var prompts = Prompts.Take(4).ToArray();
+        using var engine = new ContinuousBatcher(model, options, maxRows: 4, promptTokens: 9, weightsVersion: 1);
+        for (var i = 0; i < prompts.Length; i++) engine.Add(prompts[i], seed: 50 + i);
+        var groups = new List<FinishedGroup>();
+        for (var step = 0; step < 5; step++) groups.AddRange(engine.Step());
+        var olderWeights = model.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.detach().clone());
+        using (torch.no_grad()) model.load_state_dict(newer.state_dict());
+        engine.WeightsChanged(2, recompute: false);
+        groups.AddRange(engine.RunToEnd());
+
+        // Rows 0-3 (prompt 0's three completions and prompt 1's first) had 5 tokens and logits from version 1 for a
+        // sixth; prompt 1's other two completions join with a prefill made again after the swap, as do prompts 2 and 3.
+        var byPrompt = groups.OrderBy(g => g.Id).Select(g => g.Completions).ToList();
+        int OldTokens(Completion c) => c.TokenVersions!.Count(v => v == 1);
+        Assert.All(byPrompt[0], c => Assert.Equal(6, OldTokens(c)));
+        Assert.Equal(new[] { 6, 0, 0 }, byPrompt[1].Select(OldTokens));
+        Assert.All(byPrompt.Skip(2).SelectMany(g => g), c => Assert.Equal(0, OldTokens(c)));
+        Assert.All(byPrompt.SelectMany(g => g), c => Assert.True(c.TokenVersions!.SkipWhile(v => v == 1).All(v => v == 2), "versions never go back"));
+
+        // Tokens whose whole context was encoded by one version match a recomputation under it.
+        var sequences = byPrompt.SelectMany((g, i) => g.Select(c => (Prompt: prompts[i], Completion: c))).ToList();
+        var underNewer = LogProbScorer.Score(model, sequences.Select(x => (x.Prompt, x.Completion.TokenIds)).ToList(), temperature: 1.0);
+        using (torch.no_grad()) model.load_state_dict(olderWeights);
+        var underOlder = LogProbScorer.Score(model, sequences.Select(x => (x.Prompt, x.Completion.TokenIds)).ToList(), temperature: 1.0);
+        for (var i = 0; i < sequences.Count; i++)
+        {
+            var c = sequences[i].Completion;
+            var wholeNew = OldTokens(c) == 0;
+            for (var t = 0; t < c.TokenIds.Length; t++)
+            {
+                if (c.TokenVersions![t] == 1) Models.AssertClose(new[] { underOlder[i].logProbs[t] }, new[] { c.LogProbs[t] }, 1e-4, $"completion {i} token {t} under version 1");
+                else if (wholeNew) Models.AssertClose(new[] { underNewer[i].logProbs[t] }, new[] { c.LogProbs[t] }, 1e-4, $"completion {i} token {t} under version 2");
+            }
+        }
+        foreach (var t in olderWeights.Values) t.Dispose();
+    }
+
+    [Fact]
     public void BadPromptsAreRefusedNamingTheProblem()
     {
         using var model = Models.Random(1);

@@ -9,10 +9,13 @@ namespace OnlineRl.Pipeline.Tests;
 // between two decode steps, so groups in progress carry tokens of both versions, and no token names the refused one.
 public class InFlightSwapTests
 {
-    [Fact]
-    public async Task ACorruptVersionIsRefusedMidFlightAndTheNextGoodOneIsSwappedIntoRunningGroups()
+    [Theory]
+    [InlineData(SamplingSection.KeepCache)]
+    [InlineData(SamplingSection.RecomputeCache)]
+    public async Task ACorruptVersionIsRefusedMidFlightAndTheNextGoodOneIsSwappedIntoRunningGroups(string swapCache)
     {
         var keys = TinySetup.Keys();
+        keys["sampling.swap_cache"] = swapCache;
         keys["sampling.max_new_tokens"] = "40";
         keys["algorithm.prompts_per_step"] = "4";
         var config = TinySetup.Config(keys);

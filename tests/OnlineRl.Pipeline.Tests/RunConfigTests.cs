@@ -53,6 +53,7 @@ public class RunConfigTests
     [InlineData("task.kind", "jsonl", "task.path")]
     [InlineData("model.kv_heads", "3", "model.kv_heads")]
     [InlineData("sampling.weight_swap", "sometimes", "sampling.weight_swap")]
+    [InlineData("sampling.swap_cache", "drop", "sampling.swap_cache")]
     [InlineData("sampling.batching", "static", "in_flight swaps need sampling.batching continuous")]
     public void BadValuesNameTheKey(string key, string value, string named)
     {
