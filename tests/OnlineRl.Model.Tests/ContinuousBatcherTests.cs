@@ -112,25 +112,35 @@ public class ContinuousBatcherTests
         }
     }
 
-    [Fact]
-    public void AnInFlightWeightSwapTagsEachTokenWithItsVersionAndItsLogProbIsThatVersions()
+    private static readonly int[][] SwapPrompts = Prompts.Take(4).ToArray();
+
+    /// <summary>
+    /// 3 completions of each of <see cref="SwapPrompts"/> on 4 rows, so that at the swap some completions are
+    /// mid-sequence and the rest still wait; after 5 steps <paramref name="model"/> gets another random model's weights
+    /// (version 2). Returns the groups and the version-1 weights (the caller disposes them).
+    /// </summary>
+    private static (List<FinishedGroup> Groups, Dictionary<string, Tensor> OlderWeights) SwapAfterFiveSteps(TransformerModel model, bool recompute)
     {
-        using var model = Models.Random(2);
         using var newer = Models.Random(5);
         var options = new SamplingOptions { CompletionsPerPrompt = 3, MaxNewTokens = 12, Temperature = 1.0 };
-        var prompts = Prompts.Take(4).ToArray();
-        // 4 rows for 12 completions: at the swap some completions are mid-sequence and the rest still wait (their
-        // prompts' prefills, made under version 1, must be made again).
         using var engine = new ContinuousBatcher(model, options, maxRows: 4, promptTokens: 9, weightsVersion: 1);
-        for (var i = 0; i < prompts.Length; i++) engine.Add(prompts[i], seed: 50 + i);
+        for (var i = 0; i < SwapPrompts.Length; i++) engine.Add(SwapPrompts[i], seed: 50 + i);
         var groups = new List<FinishedGroup>();
         for (var step = 0; step < 5; step++) groups.AddRange(engine.Step());
         var olderWeights = model.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.detach().clone());
         using (torch.no_grad()) model.load_state_dict(newer.state_dict());
-        engine.WeightsChanged(2);
+        engine.WeightsChanged(2, recompute);
         groups.AddRange(engine.RunToEnd());
+        return (groups, olderWeights);
+    }
 
-        var completions = groups.SelectMany(g => g.Completions.Select(c => (Prompt: prompts[g.Id], Completion: c))).ToList();
+    [Fact]
+    public void AnInFlightWeightSwapTagsEachTokenWithItsVersionAndItsLogProbIsThatVersions()
+    {
+        using var model = Models.Random(2);
+        var (groups, olderWeights) = SwapAfterFiveSteps(model, recompute: true);
+
+        var completions = groups.SelectMany(g => g.Completions.Select(c => (Prompt: SwapPrompts[g.Id], Completion: c))).ToList();
         Assert.Equal(12, completions.Count);
         foreach (var (_, c) in completions)
         {
@@ -164,17 +174,7 @@ public class ContinuousBatcherTests
     public void AnInFlightSwapThatKeepsTheCacheTagsEachTokenWithTheWeightsThatComputedItsLogits()
     {
         using var model = Models.Random(2);
-        using var newer = Models.Random(5);
-        var options = new SamplingOptions { CompletionsPerPrompt = 3, MaxNewTokens = 12, Temperature = 1.0 };
-        var prompts = Prompts.Take(4).ToArray();
-        using var engine = new ContinuousBatcher(model, options, maxRows: 4, promptTokens: 9, weightsVersion: 1);
-        for (var i = 0; i < prompts.Length; i++) engine.Add(prompts[i], seed: 50 + i);
-        var groups = new List<FinishedGroup>();
-        for (var step = 0; step < 5; step++) groups.AddRange(engine.Step());
-        var olderWeights = model.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.detach().clone());
-        using (torch.no_grad()) model.load_state_dict(newer.state_dict());
-        engine.WeightsChanged(2, recompute: false);
-        groups.AddRange(engine.RunToEnd());
+        var (groups, olderWeights) = SwapAfterFiveSteps(model, recompute: false);
 
         // Rows 0-3 (prompt 0's three completions and prompt 1's first) had 5 tokens and logits from version 1 for a
         // sixth; prompt 1's other two completions join with a prefill made again after the swap, as do prompts 2 and 3.
@@ -186,7 +186,7 @@ public class ContinuousBatcherTests
         Assert.All(byPrompt.SelectMany(g => g), c => Assert.True(c.TokenVersions!.SkipWhile(v => v == 1).All(v => v == 2), "versions never go back"));
 
         // Tokens whose whole context was encoded by one version match a recomputation under it.
-        var sequences = byPrompt.SelectMany((g, i) => g.Select(c => (Prompt: prompts[i], Completion: c))).ToList();
+        var sequences = byPrompt.SelectMany((g, i) => g.Select(c => (Prompt: SwapPrompts[i], Completion: c))).ToList();
         var underNewer = LogProbScorer.Score(model, sequences.Select(x => (x.Prompt, x.Completion.TokenIds)).ToList(), temperature: 1.0);
         using (torch.no_grad()) model.load_state_dict(olderWeights);
         var underOlder = LogProbScorer.Score(model, sequences.Select(x => (x.Prompt, x.Completion.TokenIds)).ToList(), temperature: 1.0);
