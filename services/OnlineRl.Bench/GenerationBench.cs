@@ -183,7 +183,7 @@ internal static class GenerationBench
         (double Rate, double MeanLength, int Longest) Swapping(bool inFlight, bool recompute = true)
         {
             using var engine = new ContinuousBatcher(model, options, batchPrompts * group, prompts.Max(p => p.Length));
-            var completions = new List<Completion>();
+            var completions = new List<SampledCompletion>();
             var (next, announced, steps) = (0, 0L, 0L);
             while (next < prompts.Count || engine.OpenGroups > 0)
             {

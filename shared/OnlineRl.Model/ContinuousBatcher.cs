@@ -2,8 +2,8 @@ namespace OnlineRl.Model;
 
 /// <summary>The G completions of one prompt, handed back when the last of them has ended.</summary>
 /// <param name="Id">The id <see cref="ContinuousBatcher.Add"/> returned for the prompt.</param>
-/// <param name="Completions">Its completions in order (completion index 0 .. G-1; <see cref="Completion.PromptIndex"/> is 0).</param>
-public sealed record FinishedGroup(long Id, IReadOnlyList<Completion> Completions);
+/// <param name="Completions">Its completions in order (completion index 0 .. G-1; <see cref="SampledCompletion.PromptIndex"/> is 0).</param>
+public sealed record FinishedGroup(long Id, IReadOnlyList<SampledCompletion> Completions);
 
 /// <summary>
 /// Continuous batching (as in Orca and vLLM): one running decode batch whose rows are completions of different
@@ -16,7 +16,7 @@ public sealed record FinishedGroup(long Id, IReadOnlyList<Completion> Completion
 /// its tokens do not depend on which other rows shared its steps.
 /// <para>The model's weights may change between two steps (an in-flight weight swap, as in PipelineRL): after
 /// <see cref="WeightsChanged"/> every running row's keys/values and next-token logits are recomputed under the new
-/// weights, so each token is sampled from exactly one policy version, which <see cref="Completion.TokenVersions"/>
+/// weights, so each token is sampled from exactly one policy version, which <see cref="SampledCompletion.TokenVersions"/>
 /// records beside its behaviour log-prob.</para>
 /// </summary>
 public sealed class ContinuousBatcher : IDisposable
@@ -116,7 +116,7 @@ public sealed class ContinuousBatcher : IDisposable
         if (prompt.Any(t => t < 0 || t >= model.Config.VocabSize)) throw new ArgumentException("prompt token ids outside the vocabulary", nameof(prompt));
         // Grown at least twofold, so that prompts growing one token at a time do not reallocate the cache every time.
         if (CapacityFor(prompt.Length) > cache.Capacity) cache.Grow(Math.Max(CapacityFor(prompt.Length), Math.Min(2 * cache.Capacity, model.Config.MaxPositionEmbeddings)));
-        var group = new Group(nextId++, prompt, seed, new Completion?[options.CompletionsPerPrompt]);
+        var group = new Group(nextId++, prompt, seed, new SampledCompletion?[options.CompletionsPerPrompt]);
         waiting.Enqueue(group);
         OpenGroups++;
         return group.Id;
@@ -162,7 +162,7 @@ public sealed class ContinuousBatcher : IDisposable
                 if (rows[r].Finish is not { } reason) continue;
                 var row = rows[r];
                 row.Generator?.Dispose();
-                row.Group.Completions[row.Index] = new Completion(0, row.Tokens.ToArray(), row.LogProbs.ToArray(), reason, row.Versions.ToArray());
+                row.Group.Completions[row.Index] = new SampledCompletion(0, row.Tokens.ToArray(), row.LogProbs.ToArray(), reason, row.Versions.ToArray());
                 if (++row.Group.Ended == options.CompletionsPerPrompt)
                 {
                     finished.Add(new FinishedGroup(row.Group.Id, row.Group.Completions.Select(c => c!).ToList()));
@@ -288,12 +288,12 @@ public sealed class ContinuousBatcher : IDisposable
         logits.Dispose();
     }
 
-    private sealed class Group(long id, int[] prompt, long seed, Completion?[] completions)
+    private sealed class Group(long id, int[] prompt, long seed, SampledCompletion?[] completions)
     {
         public long Id { get; } = id;
         public int[] Prompt { get; } = prompt;
         public long Seed { get; } = seed;
-        public Completion?[] Completions { get; } = completions;
+        public SampledCompletion?[] Completions { get; } = completions;
         public int Admitted { get; set; }
         public int Ended { get; set; }
         public (SharedPrefill Shared, int Index)? Prefill { get; private set; }

@@ -44,7 +44,7 @@ public sealed record SamplingOptions
 /// <param name="Finish">Why it ended (Stop: a stop token or string; Length: MaxNewTokens reached).</param>
 /// <param name="TokenVersions">The weights version each token was sampled under (<see cref="ContinuousBatcher"/>,
 /// whose weights may change mid-completion); null when one version sampled them all.</param>
-public sealed record Completion(int PromptIndex, int[] TokenIds, float[] LogProbs, FinishReason Finish, long[]? TokenVersions = null);
+public sealed record SampledCompletion(int PromptIndex, int[] TokenIds, float[] LogProbs, FinishReason Finish, long[]? TokenVersions = null);
 
 /// <summary>
 /// Batched autoregressive sampling with a KV cache. Prompts of different lengths are left-padded; each
@@ -53,10 +53,10 @@ public sealed record Completion(int PromptIndex, int[] TokenIds, float[] LogProb
 public static class Sampler
 {
     /// <summary>Samples <see cref="SamplingOptions.CompletionsPerPrompt"/> completions for every prompt, grouped by prompt.</summary>
-    public static IReadOnlyList<Completion> Generate(TransformerModel model, IReadOnlyList<int[]> prompts, SamplingOptions options)
+    public static IReadOnlyList<SampledCompletion> Generate(TransformerModel model, IReadOnlyList<int[]> prompts, SamplingOptions options)
     {
         options.Validate();
-        if (prompts.Count == 0) return Array.Empty<Completion>();
+        if (prompts.Count == 0) return Array.Empty<SampledCompletion>();
         if (prompts.Any(p => p.Length == 0)) throw new ArgumentException("every prompt needs at least one token", nameof(prompts));
         var device = model.Device;
         int promptCount = prompts.Count, group = options.CompletionsPerPrompt, rows = promptCount * group;
@@ -135,7 +135,7 @@ public static class Sampler
             model.train(wasTraining);
         }
         return Enumerable.Range(0, rows)
-            .Select(r => new Completion(r / group, tokens[r].ToArray(), logProbs[r].ToArray(), finished[r] ?? FinishReason.Length))
+            .Select(r => new SampledCompletion(r / group, tokens[r].ToArray(), logProbs[r].ToArray(), finished[r] ?? FinishReason.Length))
             .ToList();
     }
 

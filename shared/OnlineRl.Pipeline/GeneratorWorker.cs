@@ -288,7 +288,7 @@ public sealed partial class GeneratorWorker
     /// Publishes one prompt's completions, sampled with <see cref="HeldVersion"/> (or, swapped in flight, the versions their tokens record) in <paramref name="generateMs"/> of this
     /// generator's time (<paramref name="wallMs"/> since the prompt was taken up), and acknowledges the prompt.
     /// </summary>
-    private async Task PublishGroupAsync((PromptMessage Prompt, BusMessage Raw, IEventSubscription From) item, IEnumerable<Model.Completion> completions,
+    private async Task PublishGroupAsync((PromptMessage Prompt, BusMessage Raw, IEventSubscription From) item, IEnumerable<SampledCompletion> completions,
         double generateMs, double wallMs, long groupSeed, CancellationToken cancellationToken)
     {
         var prompt = item.Prompt;
@@ -311,7 +311,7 @@ public sealed partial class GeneratorWorker
         };
         foreach (var c in sampled)
         {
-            var completion = new OnlineRl.Contracts.Completion
+            var completion = new Completion
             {
                 Text = tokenizer.Decode(c.TokenIds, skipSpecialTokens: true),
                 FinishReason = c.Finish,

@@ -105,7 +105,7 @@ public sealed class PipelineMetrics : IDisposable
     /// <summary>Generator: one generation call's completions (counts, tokens and the entropy estimate).</summary>
     /// <param name="generatorId">The generator.</param>
     /// <param name="completions">What the sampler returned.</param>
-    public void Generated(string generatorId, IReadOnlyList<Model.Completion> completions)
+    public void Generated(string generatorId, IReadOnlyList<Model.SampledCompletion> completions)
     {
         var tag = Tag("generator", generatorId);
         long tokens = completions.Sum(c => (long)c.TokenIds.Length);

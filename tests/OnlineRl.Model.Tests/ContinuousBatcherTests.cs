@@ -179,7 +179,7 @@ public class ContinuousBatcherTests
         // Rows 0-3 (prompt 0's three completions and prompt 1's first) had 5 tokens and logits from version 1 for a
         // sixth; prompt 1's other two completions join with a prefill made again after the swap, as do prompts 2 and 3.
         var byPrompt = groups.OrderBy(g => g.Id).Select(g => g.Completions).ToList();
-        int OldTokens(Completion c) => c.TokenVersions!.Count(v => v == 1);
+        int OldTokens(SampledCompletion c) => c.TokenVersions!.Count(v => v == 1);
         Assert.All(byPrompt[0], c => Assert.Equal(6, OldTokens(c)));
         Assert.Equal(new[] { 6, 0, 0 }, byPrompt[1].Select(OldTokens));
         Assert.All(byPrompt.Skip(2).SelectMany(g => g), c => Assert.Equal(0, OldTokens(c)));
