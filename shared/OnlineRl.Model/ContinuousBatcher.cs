@@ -15,9 +15,9 @@ public sealed record FinishedGroup(long Id, IReadOnlyList<SampledCompletion> Com
 /// Completion c of the prompt added with seed s draws from its own random stream (see <see cref="StreamSeed"/>), so
 /// its tokens do not depend on which other rows shared its steps.
 /// <para>The model's weights may change between two steps (an in-flight weight swap, as in PipelineRL): after
-/// <see cref="WeightsChanged"/> every running row's keys/values and next-token logits are recomputed under the new
-/// weights, so each token is sampled from exactly one policy version, which <see cref="SampledCompletion.TokenVersions"/>
-/// records beside its behaviour log-prob.</para>
+/// <see cref="WeightsChanged"/> the running rows go on under the new weights, their keys/values recomputed or kept,
+/// and <see cref="SampledCompletion.TokenVersions"/> records beside each token's behaviour log-prob the version whose
+/// weights computed its logits.</para>
 /// </summary>
 public sealed class ContinuousBatcher : IDisposable
 {
@@ -72,8 +72,8 @@ public sealed class ContinuousBatcher : IDisposable
     /// <paramref name="recompute"/> (exact) the keys/values and next-token logits of every running row are recomputed
     /// from its prompt and tokens so far (one batched forward), so every token is sampled from exactly one version.
     /// Without (PipelineRL's choice, much cheaper where a prefill costs many decode steps) the running rows' keys/values
-    /// computed by earlier versions stay:
-    /// the next token still comes from the logits the old weights computed, and later tokens from the new weights
+    /// computed by earlier versions stay: the next token still comes from the logits the old weights computed, and
+    /// later tokens from the new weights
     /// reading a context partly encoded by the old ones, so their log-probs are those of the distribution they were
     /// sampled from but not exactly any one version's. Either way each token is tagged with the version whose weights
     /// computed its logits. Prompts prefilled for completions still waiting are prefilled again when they join. The rows
@@ -84,8 +84,7 @@ public sealed class ContinuousBatcher : IDisposable
         WeightsVersion = version;
         // A prompt's prefill is cheap next to its completions: prompts still waiting are prefilled afresh either way.
         foreach (var group in waiting) group.DropPrefill();
-        if (!recompute) return;
-        if (rows.Count == 0) return;
+        if (!recompute || rows.Count == 0) return;
         var wasTraining = model.training;
         model.eval();
         using var noGrad = torch.no_grad();

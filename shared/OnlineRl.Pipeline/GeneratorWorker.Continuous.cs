@@ -33,25 +33,18 @@ public sealed partial class GeneratorWorker
             open.Add(id, (item, groupSeed, Stopwatch.StartNew()));
         }
 
-        // Called after every swap attempt: the engine learns of any new weights before its next step.
-        void TellEngine()
-        {
-            if (engine.WeightsVersion != HeldVersion) engine.WeightsChanged(HeldVersion, recompute: sampling.SwapCache == SamplingSection.RecomputeCache);
-        }
-
         while (true)
         {
             if (engine.OpenGroups == 0)
             {
                 next ??= await NextPromptAsync(prompts, cancellationToken).ConfigureAwait(false);
                 await WaitForWeightsAsync(next.Value.Prompt.MinPolicyVersion, watcher, cancellationToken).ConfigureAwait(false);
-                await SwapWeightsIfNewerAsync(cancellationToken).ConfigureAwait(false);
-                TellEngine();
             }
-            else if (inFlight)
+            if (engine.OpenGroups == 0 || inFlight)
             {
                 await SwapWeightsIfNewerAsync(cancellationToken).ConfigureAwait(false);
-                TellEngine();
+                // The engine learns of new weights (here, or loaded while waiting for them) before its next step.
+                if (engine.WeightsVersion != HeldVersion) engine.WeightsChanged(HeldVersion, recompute: sampling.SwapCache == SamplingSection.RecomputeCache);
             }
             else
             {

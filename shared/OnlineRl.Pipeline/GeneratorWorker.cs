@@ -12,10 +12,10 @@ using OnlineRl.Weights;
 namespace OnlineRl.Pipeline;
 
 /// <summary>
-/// Samples G completions per prompt with its own copy of the policy and swaps in newer weights between groups:
-/// continuously batched (<c>sampling.batching continuous</c>: up to <c>batchPrompts</c> × G rows decoding, a prompt's
-/// completions joining as others end; GeneratorWorker.Continuous.cs), or in static batches of up to <c>batchPrompts</c>
-/// prompts, padded to the longest completion.
+/// Samples G completions per prompt with its own copy of the policy and swaps in newer weights: continuously batched
+/// (<c>sampling.batching continuous</c>: up to <c>batchPrompts</c> × G rows decoding, a prompt's completions joining as
+/// others end, weights swapped between two decode steps or between groups; GeneratorWorker.Continuous.cs), or in static
+/// batches of up to <c>batchPrompts</c> prompts, padded to the longest completion, weights swapped between batches.
 /// </summary>
 public sealed partial class GeneratorWorker
 {
@@ -221,17 +221,16 @@ public sealed partial class GeneratorWorker
     }
 
     /// <summary>
-    /// Loads the newest announced version when it is newer than the one held; returns whether the weights changed. A
-    /// version that fails verification is refused (counted, and not fetched again): sampling goes on with the weights
-    /// held until a newer version verifies.
+    /// Loads the newest announced version when it is newer than the one held. A version that fails verification is
+    /// refused (counted, and not fetched again): sampling goes on with the weights held until a newer version verifies.
     /// </summary>
-    private async Task<bool> SwapWeightsIfNewerAsync(CancellationToken cancellationToken)
+    private async Task SwapWeightsIfNewerAsync(CancellationToken cancellationToken)
     {
         var newest = Interlocked.Read(ref announced);
         if (newest <= HeldVersion || newest == refusedVersion)
         {
             await RenewReportAsync(cancellationToken).ConfigureAwait(false);
-            return false;
+            return;
         }
         var loadClock = Stopwatch.StartNew();
         Dictionary<string, Tensor> weights;
@@ -244,7 +243,7 @@ public sealed partial class GeneratorWorker
             refusedVersion = newest;
             RejectedVersions++;
             PipelineMetrics.Shared.WeightsRejected(GeneratorId);
-            return false;
+            return;
         }
         try
         {
@@ -256,7 +255,6 @@ public sealed partial class GeneratorWorker
             await ReportHeldAsync(cancellationToken).ConfigureAwait(false);
             PipelineMetrics.Shared.WeightsLoaded(loadClock.Elapsed);
             PipelineMetrics.Shared.HeldWeights(GeneratorId, newest);
-            return true;
         }
         finally
         {

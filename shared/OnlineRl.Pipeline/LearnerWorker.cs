@@ -190,10 +190,10 @@ public sealed class LearnerWorker(IEventBus bus, WeightStore store, Learner lear
     {
         var used = buffer.Take(options.PromptsPerStep).ToList();
         buffer.RemoveRange(0, used.Count);
-        var lag = used.Average(u => (double)(Version - u.Group.Rollout.PolicyVersion));
+        var groupLags = used.Select(u => Version - u.Group.Rollout.PolicyVersion).ToList();
         var tokenLags = used.SelectMany(u => ScoredGroups.TokenLags(u.Group, Version)).GroupBy(l => l).ToDictionary(g => g.Key, g => g.LongCount());
         var stats = learner.Step(used.Select(u => ScoredGroups.ToTrainingData(u.Group)).ToList());
-        PipelineMetrics.Shared.LearnerStepped(stats.Metrics, stats.Skipped, used.Select(u => Version - u.Group.Rollout.PolicyVersion), tokenLags);
+        PipelineMetrics.Shared.LearnerStepped(stats.Metrics, stats.Skipped, groupLags, tokenLags);
         foreach (var (group, raw) in used)
         {
             var promptId = group.Rollout.Prompt.PromptId;
@@ -226,7 +226,7 @@ public sealed class LearnerWorker(IEventBus bus, WeightStore store, Learner lear
             accuracy = evaluate();
             evaluationSeconds += evaluationClock.Elapsed.TotalSeconds;
         }
-        report?.Invoke(new StepReport(stats.Step, Version, clock.Elapsed.TotalSeconds, lag, DroppedStale, Duplicates, accuracy, stats.Metrics, stats.Skipped,
+        report?.Invoke(new StepReport(stats.Step, Version, clock.Elapsed.TotalSeconds, groupLags.Average(), DroppedStale, Duplicates, accuracy, stats.Metrics, stats.Skipped,
             evaluationSeconds, tokenLags));
     }
 
